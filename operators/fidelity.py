@@ -1,0 +1,255 @@
+"""Data-fidelity functionals ``f(x)`` measuring the misfit between ``A x`` and the data ``y``.
+
+All values are per batch element: :meth:`DataFidelity.value` returns a tensor of shape ``(B,)``
+(the sum over channels and pixels of each image).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .base import Identity, LinearOperator, ScaledOperator
+from .sampling import Inpainting
+
+__all__ = ["DataFidelity", "L2Fidelity", "PoissonNLL"]
+
+
+def _check_tau(tau) -> float:
+    tau = float(tau)
+    if not (math.isfinite(tau) and tau > 0):
+        raise ValueError(f"prox: tau must be a finite positive number, got {tau}")
+    return tau
+
+
+def _per_image(t: Tensor) -> Tensor:
+    return t.reshape(t.shape[0], -1).sum(dim=1)
+
+
+class DataFidelity:
+    """Base class of data-fidelity terms ``f(x) = F(A x; y)``.
+
+    Attributes
+    ----------
+    operator : LinearOperator
+        The forward operator ``A``.
+    y : Tensor
+        The observation.
+    has_prox : bool
+        True when :meth:`prox` is available.
+    smooth : bool
+        True when ``f`` is differentiable everywhere with a globally Lipschitz gradient
+        (then :meth:`lipschitz_grad` returns its constant).
+    """
+
+    has_prox: bool = False
+    smooth: bool = False
+
+    def __init__(self, operator: LinearOperator, y: Tensor) -> None:
+        if not isinstance(operator, LinearOperator):
+            raise TypeError(f"operator must be a LinearOperator, got {type(operator).__name__}")
+        if not isinstance(y, Tensor):
+            raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+        if not torch.isfinite(y).all():
+            raise ValueError("y contains NaN or Inf values: the observation must be finite")
+        self.operator = operator
+        self.y = y
+
+    def value(self, x: Tensor) -> Tensor:
+        """``f(x)`` per batch element, shape ``(B,)``."""
+        raise NotImplementedError
+
+    def grad(self, x: Tensor) -> Tensor:
+        """Gradient ``nabla f(x)``, shape of ``x``."""
+        raise NotImplementedError
+
+    def prox(self, v: Tensor, tau: float) -> Tensor:
+        """``argmin_x 1/2 ||x - v||^2 + tau f(x)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no prox (has_prox is False)")
+
+    def lipschitz_grad(self) -> float | None:
+        """Lipschitz constant of ``nabla f``, or None when it is not globally Lipschitz."""
+        return None
+
+    def _x_shape(self) -> tuple[int, ...]:
+        if self.operator.in_shape is not None:
+            return (self.y.shape[0], *self.operator.in_shape[1:])
+        return tuple(self.operator.adjoint(self.y).shape)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.value(x)
+
+
+class L2Fidelity(DataFidelity):
+    """Least-squares fidelity ``f(x) = 1/2 ||A x - y||^2`` (Gaussian noise, up to ``1/sigma^2``).
+
+    The prox solves ``(I + tau A^T A) x = v + tau A^T y`` through ``operator.solve_normal``:
+    closed form for circular blur (FFT), masks and identity; conjugate gradient (tolerance
+    ``cg_tol``, warm-started from the previous prox) otherwise.
+
+    Parameters
+    ----------
+    operator : LinearOperator
+        Forward operator ``A``.
+    y : Tensor
+        Observation.
+    cg_tol : float
+        Relative residual tolerance of conjugate gradient in :meth:`prox`.
+    cg_max_iter : int
+        Maximum conjugate gradient iterations in :meth:`prox`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from operators import Blur, L2Fidelity, gaussian
+    >>> A = Blur(gaussian(1.0))
+    >>> y = A(torch.rand(1, 1, 16, 16))
+    >>> f = L2Fidelity(A, y)
+    >>> x = f.prox(y, 2.0)  # optimality: x - y + 2 grad f(x) = 0
+    >>> bool(torch.allclose(x - y + 2.0 * f.grad(x), torch.zeros_like(x), atol=1e-5))
+    True
+    >>> round(f.lipschitz_grad(), 6)
+    1.0
+    """
+
+    has_prox = True
+    smooth = True
+
+    def __init__(self, operator: LinearOperator, y: Tensor, *, cg_tol: float = 1e-6, cg_max_iter: int = 500) -> None:
+        super().__init__(operator, y)
+        self.cg_tol = float(cg_tol)
+        self.cg_max_iter = int(cg_max_iter)
+        self._aty: Tensor | None = None
+        self._warm: Tensor | None = None
+
+    @property
+    def aty(self) -> Tensor:
+        """``A^T y`` (cached)."""
+        if self._aty is None:
+            self._aty = self.operator.adjoint(self.y)
+        return self._aty
+
+    def value(self, x: Tensor) -> Tensor:
+        r = self.operator(x) - self.y
+        return 0.5 * _per_image(r * r)
+
+    def grad(self, x: Tensor) -> Tensor:
+        return self.operator.adjoint(self.operator(x) - self.y)
+
+    def prox(self, v: Tensor, tau: float) -> Tensor:
+        tau = _check_tau(tau)
+        rhs = (v + tau * self.aty.to(v.dtype)) / tau
+        x0 = self._warm if self._warm is not None and self._warm.shape == v.shape else None
+        x = self.operator.solve_normal(rhs, 1.0 / tau, x0=x0, tol=self.cg_tol, max_iter=self.cg_max_iter)
+        if not self.operator.has_closed_form_normal:
+            self._warm = x.detach()
+        return x
+
+    def lipschitz_grad(self) -> float:
+        """``||A||^2`` (the norm being exact or a power-iteration upper estimate)."""
+        return self.operator.norm(self._x_shape()) ** 2
+
+
+def _diagonal(op: LinearOperator):
+    """``(scale, mask)`` when ``op`` is ``c * Identity`` or ``c * Inpainting``, else None."""
+    scale = 1.0
+    if isinstance(op, ScaledOperator):
+        scale, op = op.scale, op.op
+    if isinstance(op, Identity):
+        return scale, None
+    if isinstance(op, Inpainting):
+        return scale, op
+    return None
+
+
+class PoissonNLL(DataFidelity):
+    """Poisson negative log-likelihood, as a generalised Kullback-Leibler divergence.
+
+    Model: ``y = gain * n`` with counts ``n ~ Poisson((A x + offset) / gain)``. Dropping terms
+    that do not depend on ``x`` and adding ones that make the minimum zero::
+
+        f(x) = (1 / gain) * sum( (A x + offset) - y + y * log(y / (A x + offset)) )
+
+    with ``0 log 0 = 0``; ``f = +inf`` where ``A x + offset <= 0`` (outside the domain).
+
+    ``offset`` (default 1e-6, in intensity units) is a small background that keeps the
+    logarithm finite where ``A x`` vanishes; for :class:`~operators.noise.PoissonGaussian` it is
+    the shift ``sigma^2 / gain`` of the shifted-Poisson approximation.
+
+    The gradient ``(1 / gain) A^T (1 - y / (A x + offset))`` is not globally Lipschitz
+    (``smooth = False``, ``lipschitz_grad() = None``). The prox is exact, in closed form, when
+    ``A`` is diagonal (identity or an inpainting mask, possibly scaled): per pixel it is the
+    positive root of a quadratic. For other operators ``has_prox`` is False -- use a splitting
+    with ``z = A x`` (ADMM / PDHG) and apply this prox with ``operator=Identity()``.
+
+    Parameters
+    ----------
+    operator : LinearOperator
+        Forward operator ``A``.
+    y : Tensor
+        Observation (nonnegative).
+    gain : float
+        Intensity of one count (> 0): the noise variance is ``gain * A x``.
+    offset : float
+        Nonnegative background added to ``A x``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from operators import Identity, PoissonNLL
+    >>> y = torch.full((1, 1, 4, 4), 0.5)
+    >>> f = PoissonNLL(Identity(), y, gain=0.01)
+    >>> f.value(y - 1e-6).abs().max().item() < 1e-9
+    True
+    >>> f.has_prox, f.smooth
+    (True, False)
+    """
+
+    smooth = False
+
+    def __init__(self, operator: LinearOperator, y: Tensor, *, gain: float, offset: float = 1e-6) -> None:
+        super().__init__(operator, y)
+        gain, offset = float(gain), float(offset)
+        if not (math.isfinite(gain) and gain > 0):
+            raise ValueError(f"gain must be a finite positive number, got {gain}")
+        if not (math.isfinite(offset) and offset >= 0):
+            raise ValueError(f"offset must be a finite nonnegative number, got {offset}")
+        if (y < 0).any():
+            raise ValueError("y has negative values: Poisson data must be nonnegative (clip it or use PoissonGaussian)")
+        self.gain, self.offset = gain, offset
+        self._diag = _diagonal(operator)
+        self.has_prox = self._diag is not None
+
+    def value(self, x: Tensor) -> Tensor:
+        z = self.operator(x) + self.offset
+        y = self.y.to(z.dtype)
+        inside = z > 0
+        zs = torch.where(inside, z, torch.ones_like(z))
+        ylog = torch.where(y > 0, y * torch.log(torch.where(y > 0, y, torch.ones_like(y)) / zs), torch.zeros_like(y))
+        # outside the domain: z <= 0 with y > 0, or z < 0 (a negative Poisson rate)
+        outside = torch.where((y > 0) | (z < 0), torch.full_like(z, math.inf), torch.zeros_like(z))
+        terms = torch.where(inside, zs - y + ylog, outside)
+        return _per_image(terms) / self.gain
+
+    def grad(self, x: Tensor) -> Tensor:
+        z = self.operator(x) + self.offset
+        return self.operator.adjoint(1.0 - self.y.to(z.dtype) / z) / self.gain
+
+    def prox(self, v: Tensor, tau: float) -> Tensor:
+        if not self.has_prox:
+            raise NotImplementedError(
+                "PoissonNLL.prox needs a diagonal operator (Identity / Inpainting): split z = A x (ADMM, PDHG)"
+            )
+        tau = _check_tau(tau)
+        scale, mask = self._diag
+        m = scale * (mask._m(v) if mask is not None else torch.ones((), dtype=v.dtype, device=v.device))
+        y = self.y.to(v.dtype)
+        t = tau / self.gain
+        # per pixel, u = m x + offset solves u^2 - (offset + m v - t m^2) u - t m^2 y = 0
+        bq = self.offset + m * v - t * m * m
+        u = 0.5 * (bq + torch.sqrt(bq * bq + 4.0 * t * m * m * y))
+        safe_m = torch.where(m != 0, m, torch.ones_like(m))
+        x = torch.where(m != 0, (u - self.offset) / safe_m, v)
+        return x

@@ -1,0 +1,355 @@
+"""The averaged gradient-step residual network (Sherry et al., Physica D 2024, arXiv 2306.17332).
+
+Each block integrates the gradient flow ``x' = -F(x)``, ``F(x) = W^T sigma(W x + b)``, of the convex
+potential ``f(x) = sum psi(W x + b)`` (``psi' = sigma``, slope of sigma in [0, L_sigma]).  ``grad f``
+is ``L_sigma ||W||^2``-Lipschitz, so
+
+* one explicit Euler step ``x - h F(x)`` is ``(h L_sigma ||W||^2 / 2)``-averaged when
+  ``h L_sigma ||W||^2 < 2`` (gradient step on a convex function, Bauschke & Combettes Prop. 4.39
+  / Cor. 18.17), and nonexpansive at equality;
+* an explicit Runge--Kutta step with circle-contractivity radius r is nonexpansive when
+  ``h L_sigma ||W||^2 <= 2 r`` (Sherry et al., Sec. 3; r = 1 for Euler, Heun and RK4).
+
+The block integrates over a learnable time ``T``: ``n = ceil(T L ||W||^2 / (2 r c))`` sub-steps of
+size ``h = T / n`` with a safety factor ``c < 1``, so the step condition holds strictly whatever the
+weights (the authors' adaptive rule).  ``||W||`` comes from a warm-started power iteration, one
+iteration per training step; :func:`priors.certify.certify` later bounds every ``||W||``
+rigorously and recomputes the constants from the steps actually used.
+
+The denoiser is ``D(x, sigma) = (1 - theta) x + theta N_sigma(x)`` with
+``N_sigma(x) = E^T B_K o ... o B_1 (E s x) / s``: ``E`` zero-pads the image channels to ``C``
+channels (an isometry, ``E^T E = I``), ``s = s(sigma) > 0`` is a scalar input gain.  If the blocks
+are ``a_k``-averaged, ``N_sigma`` is averaged with the composed constant (Combettes & Yamada 2015),
+``E^T (.) E`` and the gain keep that constant, and ``D`` is ``theta * alpha_N``-averaged.
+
+The noise level enters only through the biases ``b_k(sigma)``, the gain ``s(sigma)`` and the
+weight ``theta(sigma) in (0, 1)``; for each fixed sigma the map ``x -> D(x, sigma)`` is still a
+composition of gradient steps on convex potentials, so the certificate in ``x`` holds uniformly
+over sigma.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import deepinv
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "INTEGRATORS",
+    "AveragedResNetConfig",
+    "GradientStepBlock",
+    "AveragedResNet",
+    "composed_alpha",
+]
+
+#: Butcher tableaux of explicit integrators (a, b) and their circle-contractivity radius r.
+INTEGRATORS: dict[str, dict[str, Any]] = {
+    "euler": {"a": [], "b": [1.0], "radius": 1.0},
+    "heun": {"a": [[1.0]], "b": [0.5, 0.5], "radius": 1.0},
+    "rk4": {"a": [[0.5], [0.0, 0.5], [0.0, 0.0, 1.0]], "b": [1 / 6, 1 / 3, 1 / 3, 1 / 6], "radius": 1.0},
+}
+
+_ACTIVATIONS = {"relu": 1.0, "leaky_relu": 1.0}
+
+
+def composed_alpha(alphas: list[float]) -> float:
+    """Averagedness constant of a composition (Combettes & Yamada 2015, Prop. 2.5).
+
+    ``T1`` a1-averaged and ``T2`` a2-averaged give ``T1 o T2`` averaged with
+    ``(a1 + a2 - 2 a1 a2) / (1 - a1 a2)``; a constant of 1 (merely nonexpansive) absorbs.
+
+    >>> round(composed_alpha([0.5, 0.5]), 6)
+    0.666667
+    """
+    out = 0.0
+    for a in alphas:
+        if a >= 1.0 or out >= 1.0:
+            return 1.0
+        out = (out + a - 2 * out * a) / (1 - out * a) if out > 0 else a
+    return out
+
+
+@dataclass(frozen=True)
+class AveragedResNetConfig:
+    """Architecture of :class:`AveragedResNet` (stored in every checkpoint)."""
+
+    in_channels: int = 1
+    width: int = 32
+    depth: int = 8
+    kernel_size: int = 3
+    integrator: str = "euler"
+    activation: str = "leaky_relu"
+    negative_slope: float = 0.05
+    boundary: str = "zero"  # "zero" or "circular"
+    safety: float = 0.95  # c in h L ||W||^2 <= 2 r c
+    max_substeps: int = 4
+    constrained: bool = True
+    sigma_ref: float = 25 / 255  # sigma is fed to the conditioning as sigma / sigma_ref
+    sigma_range: tuple[float, float] = (5 / 255, 55 / 255)
+
+    def __post_init__(self) -> None:
+        if self.integrator not in INTEGRATORS:
+            raise ValueError(f"integrator {self.integrator!r} unknown; valid: {', '.join(INTEGRATORS)}")
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"activation {self.activation!r} unknown; valid: {', '.join(_ACTIVATIONS)}")
+        if self.boundary not in ("zero", "circular"):
+            raise ValueError(f"boundary {self.boundary!r} unknown; valid: zero, circular")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+        if not 0 < self.safety < 1:
+            raise ValueError(f"safety must lie in (0, 1), got {self.safety}")
+        if not 0 <= self.negative_slope <= 1:
+            raise ValueError(f"negative_slope must lie in [0, 1] (slope-restricted activation), got {self.negative_slope}")
+        if self.width < self.in_channels:
+            raise ValueError(f"width ({self.width}) must be >= in_channels ({self.in_channels}) for the zero-padding lift")
+        lo, hi = self.sigma_range
+        if not 0 <= lo < hi:
+            raise ValueError(f"sigma_range must be (lo, hi) with 0 <= lo < hi, got {self.sigma_range}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sigma_range"] = list(self.sigma_range)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AveragedResNetConfig":
+        valid = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - valid)
+        if unknown:
+            raise ValueError(f"unknown key {unknown[0]!r} in model config; valid keys: {', '.join(sorted(valid))}")
+        d = dict(d)
+        if "sigma_range" in d:
+            d["sigma_range"] = tuple(float(v) for v in d["sigma_range"])
+        return cls(**d)
+
+
+class GradientStepBlock(nn.Module):
+    """One block: integrate ``x' = -W^T sigma(W x + b(sigma))`` over a learnable time T.
+
+    ``W^T`` is the exact adjoint of ``W`` (``conv_transpose2d`` with the same weights for zero
+    padding; correlation with the flipped, transposed kernel for circular padding), so the
+    vector field is the gradient of a convex potential and the step rule above applies.
+
+    Parameters
+    ----------
+    width : int
+        Number of channels.
+    kernel_size : int
+        Odd convolution size.
+    integrator, activation, negative_slope, boundary, safety, max_substeps, constrained
+        See :class:`AveragedResNetConfig`.
+    power_size : int
+        Spatial size of the warm-started power-iteration vector used to track ``||W||``.
+    """
+
+    def __init__(
+        self,
+        *,
+        width: int,
+        kernel_size: int = 3,
+        integrator: str = "euler",
+        activation: str = "leaky_relu",
+        negative_slope: float = 0.05,
+        boundary: str = "zero",
+        safety: float = 0.95,
+        max_substeps: int = 4,
+        constrained: bool = True,
+        power_size: int = 32,
+    ) -> None:
+        super().__init__()
+        self.width, self.kernel_size, self.boundary = width, kernel_size, boundary
+        self.integrator, self.safety, self.max_substeps = integrator, safety, max_substeps
+        self.constrained = constrained
+        self.negative_slope = negative_slope if activation == "leaky_relu" else 0.0
+        self.lip_activation = _ACTIVATIONS[activation]
+        self.radius = INTEGRATORS[integrator]["radius"]
+        self.weight = nn.Parameter(torch.empty(width, width, kernel_size, kernel_size))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        self.bias = nn.Parameter(torch.zeros(width))
+        self.bias_sigma = nn.Parameter(torch.zeros(width))  # b(sigma) = bias + (sigma/sigma_ref) bias_sigma
+        # T = softplus(time_raw); with the constraint off this is the raw step h itself.
+        self.time_raw = nn.Parameter(torch.tensor(0.0))
+        u = torch.randn(1, width, power_size, power_size)
+        self.register_buffer("power_vector", u / u.norm())
+        self.register_buffer("norm_estimate", torch.tensor(0.0))
+        self.refresh_norm(iterations=50)
+
+    # -- the linear map W and its exact adjoint ------------------------------------------------
+    def conv(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        w = self.weight if weight is None else weight
+        p = self.kernel_size // 2
+        if self.boundary == "circular":
+            return F.conv2d(F.pad(x, (p, p, p, p), mode="circular"), w)
+        return F.conv2d(x, w, padding=p)
+
+    def conv_adjoint(self, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        w = self.weight if weight is None else weight
+        p = self.kernel_size // 2
+        if self.boundary == "circular":
+            # adjoint of circular convolution = circular correlation with the transposed kernel
+            return F.conv2d(F.pad(y, (p, p, p, p), mode="circular"), w.transpose(0, 1).flip(-1, -2))
+        return F.conv_transpose2d(y, w, padding=p)
+
+    @torch.no_grad()
+    def refresh_norm(self, iterations: int = 1) -> float:
+        """Warm-started power iteration on ``W^T W``; updates and returns the ``||W||`` estimate."""
+        w = self.weight.detach()
+        u = self.power_vector.to(w.dtype)
+        est = 0.0
+        for _ in range(iterations):
+            v = self.conv_adjoint(self.conv(u, w), w)
+            est = float(v.norm())  # ||W^T W u|| <= ||W||^2 for a unit u
+            u = v / max(est, 1e-30)
+        self.power_vector.copy_(u.to(self.power_vector.dtype))
+        self.norm_estimate.fill_(math.sqrt(max(est, 0.0)))
+        return math.sqrt(max(est, 0.0))
+
+    # -- step rule ---------------------------------------------------------------------------------
+    def integration_time(self) -> torch.Tensor:
+        return F.softplus(self.time_raw)
+
+    def schedule(self, norm: float | None = None) -> tuple[torch.Tensor, int]:
+        """Sub-step size h and count n for the given ``||W||`` (default: the stored estimate).
+
+        Constrained: ``n = ceil(T L ||W||^2 / (2 r c))`` capped at ``max_substeps`` and
+        ``h = min(T / n, 2 r c / (L ||W||^2))`` so that ``h L ||W||^2 <= 2 r c < 2 r`` always.
+        Unconstrained: one step with ``h = T``.
+        """
+        t = self.integration_time()
+        if not self.constrained:
+            return t, 1
+        norm = float(self.norm_estimate) if norm is None else norm
+        curv = self.lip_activation * norm**2
+        h_max = 2 * self.radius * self.safety / max(curv, 1e-30)
+        n = int(min(self.max_substeps, max(1, math.ceil(float(t.detach()) / h_max))))
+        h = torch.clamp(t / n, max=h_max)
+        return h, n
+
+    # -- forward ----------------------------------------------------------------------------------
+    def field(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        z = self.conv(x) + bias
+        return self.conv_adjoint(F.leaky_relu(z, self.negative_slope))
+
+    def forward(self, x: torch.Tensor, sigma_feature: torch.Tensor) -> torch.Tensor:
+        if self.training and self.constrained:
+            self.refresh_norm(iterations=1)
+        bias = (self.bias[None, :] + sigma_feature[:, None] * self.bias_sigma[None, :])[..., None, None]
+        h, n = self.schedule()
+        tab = INTEGRATORS[self.integrator]
+        for _ in range(n):
+            stages: list[torch.Tensor] = []
+            for i in range(len(tab["b"])):
+                xi = x
+                if i > 0:
+                    for j, a in enumerate(tab["a"][i - 1]):
+                        if a:
+                            xi = xi - (h * a) * stages[j]
+                stages.append(self.field(xi, bias))
+            x = x - h * sum(b * k for b, k in zip(tab["b"], stages))
+        return x
+
+
+class AveragedResNet(deepinv.models.Denoiser):
+    """Averaged gradient-step residual network denoiser ``D(x, sigma)``.
+
+    ``D(x, sigma) = (1 - theta(sigma)) x + theta(sigma) N_sigma(x)``, see the module docstring for
+    the mathematics and :func:`priors.certify.certify` for the certificate.  A
+    ``deepinv.models.Denoiser``, so it drops into deepinv's PnP as well as ours.
+
+    Parameters
+    ----------
+    config : AveragedResNetConfig, optional
+        Architecture; keyword overrides are accepted for convenience.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from priors.averaged import AveragedResNet
+    >>> net = AveragedResNet(width=8, depth=2)
+    >>> net(torch.rand(1, 1, 16, 16), 0.1).shape
+    torch.Size([1, 1, 16, 16])
+    """
+
+    def __init__(self, config: AveragedResNetConfig | None = None, **overrides: Any) -> None:
+        super().__init__()
+        cfg = config or AveragedResNetConfig()
+        if overrides:
+            cfg = AveragedResNetConfig.from_dict({**cfg.to_dict(), **overrides})
+        self.config = cfg
+        self.blocks = nn.ModuleList(
+            GradientStepBlock(
+                width=cfg.width,
+                kernel_size=cfg.kernel_size,
+                integrator=cfg.integrator,
+                activation=cfg.activation,
+                negative_slope=cfg.negative_slope,
+                boundary=cfg.boundary,
+                safety=cfg.safety,
+                max_substeps=cfg.max_substeps,
+                constrained=cfg.constrained,
+            )
+            for _ in range(cfg.depth)
+        )
+        # theta(sigma) = sigmoid(t0 + t1 sigma/sigma_ref) in (0, 1); s(sigma) = exp(g0 + g1 sigma/sigma_ref).
+        self.theta_raw = nn.Parameter(torch.tensor([2.0, 0.0]))
+        self.gain_raw = nn.Parameter(torch.tensor([0.0, 0.0]))
+
+    # -- conditioning -----------------------------------------------------------------------------
+    def _sigma_feature(self, sigma: float | torch.Tensor, batch: int, ref: torch.Tensor) -> torch.Tensor:
+        s = torch.as_tensor(sigma, dtype=ref.dtype, device=ref.device).reshape(-1)
+        if s.numel() == 1:
+            s = s.expand(batch)
+        if s.numel() != batch:
+            raise ValueError(f"sigma must be a scalar or have one value per batch element ({batch}), got {s.numel()}")
+        if not torch.isfinite(s).all() or (s < 0).any():
+            raise ValueError("sigma must be finite and >= 0")
+        return s / self.config.sigma_ref
+
+    def theta(self, sigma_feature: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.theta_raw[0] + self.theta_raw[1] * sigma_feature)
+
+    def gain(self, sigma_feature: torch.Tensor) -> torch.Tensor:
+        return torch.exp(self.gain_raw[0] + self.gain_raw[1] * sigma_feature)
+
+    # -- maps -------------------------------------------------------------------------------------
+    def nonexpansive_part(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+        """``N_sigma(x) = E^T B_K ... B_1 (E s x) / s`` (averaged when the blocks are)."""
+        feat = self._sigma_feature(sigma, x.shape[0], x)
+        return self._n(x, feat)
+
+    def _n(self, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        if c != self.config.in_channels:
+            raise ValueError(
+                f"input has {c} channels but the model was built for in_channels={self.config.in_channels}"
+            )
+        s = self.gain(feat)[:, None, None, None]
+        z = F.pad(x * s, (0, 0, 0, 0, 0, self.config.width - c))  # isometric lift E
+        for block in self.blocks:
+            z = block(z, feat)
+        return z[:, :c] / s  # E^T, undo the gain
+
+    def forward(self, x: torch.Tensor, sigma: float | torch.Tensor = 25 / 255, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """Denoise ``x`` (B, C, H, W) at noise level ``sigma`` (scalar or one per batch element)."""
+        if x.dim() != 4:
+            raise ValueError(f"input must have shape (B, C, H, W), got {tuple(x.shape)}")
+        feat = self._sigma_feature(sigma, x.shape[0], x)
+        th = self.theta(feat)[:, None, None, None]
+        return (1 - th) * x + th * self._n(x, feat)
+
+    def certificate(self, **kwargs: Any):
+        """Certificate of ``x -> D(x, sigma)`` over the trained sigma range (see :func:`priors.certify.certify`)."""
+        from .certify import certify
+
+        return certify(self, **kwargs)
+
+    @torch.no_grad()
+    def refresh_norms(self, iterations: int = 200) -> None:
+        """Run the warm-started power iterations further (e.g. after training)."""
+        for block in self.blocks:
+            block.refresh_norm(iterations=iterations)

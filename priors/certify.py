@@ -1,0 +1,219 @@
+"""Certificates of learned denoisers: rigorous bounds from the weights plus an adversarial check.
+
+The certified map is the denoiser ``x -> D(x, sigma)`` itself (never ``I - D``), uniformly over the
+sigma range the model was trained for.  The bound is computed from the weights:
+
+* each ``||W_k||`` is bounded rigorously by :func:`priors.spectral.conv_norm_bound`
+  (exact symbol norms of the convolution, Sedghi et al. 2019, with a branch-and-bound margin valid
+  on every image size and for zero or circular padding);
+* each sub-step of size h of a block with ``l = L_sigma ||W||^2`` is, for ``h l <= 2 r``,
+  nonexpansive, and for explicit Euler with ``h l < 2`` it is ``h l / 2``-averaged (gradient step
+  on a convex function); beyond that only a Lipschitz bound is given: ``max(1, h l - 1)`` for
+  Euler and the stage-wise bound ``1 + h sum_i b_i l L_i`` for Runge--Kutta;
+* the composition constant follows Combettes & Yamada (2015); ``D = (1 - theta) I + theta N`` is
+  ``theta alpha_N``-averaged when N is ``alpha_N``-averaged (or nonexpansive, alpha_N = 1).
+
+The adversarial search looks for the largest ``||D(x) - D(y)|| / ||x - y||``: power iteration on
+``J^T J`` at data points (Jacobian-vector products by autograd), then gradient ascent on the
+ratio from the best pairs.  Its maximum is a *lower* estimate, reported next to the bound.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+
+from .averaged import INTEGRATORS, AveragedResNet, composed_alpha
+from .base import Certificate
+from .spectral import conv_norm_bound
+
+__all__ = ["certify", "rigorous_bounds", "empirical_lipschitz"]
+
+
+def _rk_step_lipschitz(integrator: str, hl: float) -> float:
+    tab = INTEGRATORS[integrator]
+    lips: list[float] = []
+    for i in range(len(tab["b"])):
+        row = tab["a"][i - 1] if i > 0 else []
+        lips.append(1.0 + hl * sum(abs(a) * lips[j] for j, a in enumerate(row)))
+    return 1.0 + hl * sum(abs(b) * lip for b, lip in zip(tab["b"], lips))
+
+
+def _substep(integrator: str, hl: float, radius: float) -> tuple[float, float | None]:
+    """(Lipschitz bound, averagedness constant or None) of one sub-step with h*l = hl."""
+    if integrator == "euler":
+        lip = max(1.0, hl - 1.0)
+        return lip, (hl / 2 if hl < 2 else (1.0 if hl <= 2 else None))
+    if hl <= 2 * radius:
+        return 1.0, 1.0
+    return _rk_step_lipschitz(integrator, hl), None
+
+
+@torch.no_grad()
+def rigorous_bounds(model: AveragedResNet, *, rel_tol: float = 5e-3) -> dict[str, Any]:
+    """Per-block and whole-model bounds computed from the weights (no data involved)."""
+    cfg = model.config
+    blocks = []
+    lip_n, alphas, averaged = 1.0, [], True
+    for k, block in enumerate(model.blocks):
+        nb = conv_norm_bound(block.weight, rel_tol=rel_tol)
+        curv = block.lip_activation * nb.upper**2
+        h, n = block.schedule()
+        h = float(h)
+        lip_step, a_step = _substep(cfg.integrator, h * curv, block.radius)
+        lip_n *= lip_step**n
+        if a_step is None:
+            averaged = False
+        else:
+            alphas.extend([a_step] * n)
+        blocks.append(
+            {
+                "block": k,
+                "norm_upper": nb.upper,
+                "norm_lower": nb.lower,
+                "norm_estimate_used": float(block.norm_estimate),
+                "step": h,
+                "substeps": n,
+                "h_L_norm2": h * curv,
+                "step_bound": 2 * block.radius,
+                "alpha": a_step,
+                "lipschitz": lip_step**n,
+            }
+        )
+    alpha_n = composed_alpha(alphas) if averaged and lip_n <= 1.0 else None
+    lo, hi = cfg.sigma_range
+    feats = torch.tensor([lo, hi], dtype=torch.float64) / cfg.sigma_ref
+    thetas = model.theta(feats.to(model.theta_raw.dtype)).double()
+    theta = float(thetas.max())
+    lipschitz = (1 - theta) + theta * lip_n
+    alpha = theta * alpha_n if alpha_n is not None else None
+    return {
+        "lipschitz": lipschitz,
+        "alpha": alpha,
+        "lipschitz_N": lip_n,
+        "alpha_N": alpha_n,
+        "theta_max": theta,
+        "sigma_range": [lo, hi],
+        "blocks": blocks,
+    }
+
+
+def _jacobian_power(model, x: torch.Tensor, sigma: float, iters: int, gen: torch.Generator) -> float:
+    f = lambda z: model(z, sigma)  # noqa: E731
+    v = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    v = v / v.norm()
+    est = 0.0
+    for _ in range(iters):
+        _, jv = torch.func.jvp(f, (x,), (v,))
+        _, vjp = torch.func.vjp(f, x)
+        (w,) = vjp(jv)
+        est = float(w.norm())
+        v = w / max(est, 1e-30)
+    return math.sqrt(est)
+
+
+def empirical_lipschitz(
+    model,
+    *,
+    data: torch.Tensor | None = None,
+    sigmas: tuple[float, ...] = (25 / 255,),
+    shape: tuple[int, int, int, int] = (2, 1, 32, 32),
+    power_iters: int = 20,
+    ascent_steps: int = 30,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Adversarial lower estimate of ``Lip(x -> D(x, sigma))``.
+
+    Parameters
+    ----------
+    model : callable
+        ``model(x, sigma)``.
+    data : Tensor, optional
+        Points (B, C, H, W) at which to start; random images in [0, 1] otherwise.
+    sigmas : tuple of float
+        Noise levels probed.
+    power_iters, ascent_steps : int
+        Jacobian power iterations per point; Adam steps of the pair ascent.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        params = list(model.parameters()) if hasattr(model, "parameters") else []
+        dtype = params[0].dtype if params else torch.float32
+        x0 = data.to(dtype) if data is not None else torch.rand(shape, generator=gen, dtype=dtype)
+        best_jac, best_pair = 0.0, 0.0
+        for sigma in sigmas:
+            for i in range(x0.shape[0]):
+                xi = x0[i : i + 1]
+                best_jac = max(best_jac, _jacobian_power(model, xi, sigma, power_iters, gen))
+            # gradient ascent on the ratio over (x, delta)
+            x = x0.clone().requires_grad_(True)
+            d = (1e-2 * torch.randn(x0.shape, generator=gen, dtype=dtype)).requires_grad_(True)
+            opt = torch.optim.Adam([x, d], lr=1e-2)
+            for _ in range(ascent_steps):
+                num = (model(x + d, sigma) - model(x, sigma)).flatten(1).norm(dim=1)
+                ratio = num / d.flatten(1).norm(dim=1).clamp_min(1e-12)
+                best_pair = max(best_pair, float(ratio.max()))
+                opt.zero_grad()
+                (-ratio.sum()).backward()
+                opt.step()
+        return {"jacobian_power": best_jac, "pair_ascent": best_pair, "max": max(best_jac, best_pair)}
+    finally:
+        if was_training and hasattr(model, "train"):
+            model.train()
+
+
+def certify(
+    model: AveragedResNet,
+    *,
+    adversarial: bool = True,
+    data: torch.Tensor | None = None,
+    power_iters: int = 20,
+    ascent_steps: int = 30,
+    seed: int = 0,
+) -> Certificate:
+    """Certificate of ``x -> D(x, sigma)`` for an :class:`AveragedResNet`.
+
+    Returns a :class:`priors.base.Certificate` with the rigorous Lipschitz bound, the
+    averagedness constant (None when the weights do not satisfy the step conditions, e.g. with
+    the constraint switched off) and, when ``adversarial``, the empirical maximum found by the
+    search (which must never exceed the bound).
+
+    Examples
+    --------
+    >>> from priors.averaged import AveragedResNet
+    >>> cert = certify(AveragedResNet(width=8, depth=2), adversarial=False)
+    >>> cert.lipschitz <= 1.0 and cert.alpha < 1.0
+    True
+    """
+    t0 = time.perf_counter()
+    bounds = rigorous_bounds(model)
+    empirical = None
+    details: dict[str, Any] = dict(bounds)
+    if adversarial:
+        lo, hi = model.config.sigma_range
+        shape = (2, model.config.in_channels, 32, 32)
+        emp = empirical_lipschitz(
+            model, data=data, sigmas=(lo, hi), shape=shape, power_iters=power_iters,
+            ascent_steps=ascent_steps, seed=seed,
+        )
+        empirical = emp["max"]
+        details["empirical"] = emp
+    method = (
+        "rigorous: branch-and-bound symbol norms of each conv (Sedghi et al. 2019) + "
+        f"{model.config.integrator} step conditions (h L ||W||^2 vs 2r) + averaged composition "
+        "(Combettes-Yamada 2015) + theta-relaxation; valid for every image size and sigma in the trained range"
+    )
+    return Certificate(
+        lipschitz=float(bounds["lipschitz"]),
+        alpha=None if bounds["alpha"] is None else float(bounds["alpha"]),
+        method=method,
+        empirical=empirical,
+        seconds=time.perf_counter() - t0,
+        details=details,
+    )

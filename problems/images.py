@@ -1,0 +1,426 @@
+"""Test images: scikit-image's bundled photographs and image files, as (1, C, H, W) tensors in [0, 1].
+
+:func:`load_image` is the single entry point. It accepts either the name of an image bundled
+with scikit-image (see :func:`available_images`) or a path to a PNG / JPEG / TIFF / ``.npy`` file,
+and always returns a float tensor of shape ``(1, C, H, W)`` with values in ``[0, 1]``, ``C = 1``
+when ``gray=True`` and ``C = 3`` otherwise.
+
+The bundled photographs are split once for the whole project:
+
+* :data:`TEST_SPLIT` -- camera, astronaut, coffee, chelsea, rocket: used for evaluation only;
+* :data:`TRAINING_POOL` -- the other bundled *natural photographs* that ship inside the
+  scikit-image wheel (no download needed): material for training learned priors.
+
+The two are disjoint by content, not only by name: ``skimage.data.cat()`` is the same picture as
+``chelsea`` and is therefore excluded from everything.
+
+Conversion rules (applied in this order)
+----------------------------------------
+1. Integer pixel values are scaled by the full range of their *dtype*, never by the image maximum:
+   ``uint8 / 255``, ``uint16 / 65535``, ``bool`` to {0, 1}. Other integer dtypes are refused,
+   because their range is ambiguous (save them as uint8/uint16 or as floats in [0, 1]).
+2. Floating-point images are assumed to already lie in [0, 1]. Values within ``1e-6`` of the
+   interval are clipped silently (rounding noise); anything further out is refused with a
+   ``ValueError`` rather than silently rescaled, so that the data a problem is built on is never
+   changed behind the user's back. NaN or Inf values are always refused.
+3. An alpha channel (RGBA, or grey + alpha) is removed by compositing over a white background,
+   i.e. the image looks as a viewer would display it.
+4. ``gray=True`` converts colour to luminance with :func:`skimage.color.rgb2gray`
+   (ITU-R BT.709 weights); ``gray=False`` replicates a grey image into three identical channels,
+   so the channel count depends only on the flag.
+5. ``size`` centre-crops to the requested aspect ratio (a square for an int) and then resizes with
+   :func:`skimage.transform.resize` (bicubic, anti-aliased when shrinking, clipped to the input
+   range). Nothing is resampled when the crop already has the requested size. Upsampling is
+   allowed but warned about.
+"""
+
+from __future__ import annotations
+
+import struct
+import warnings
+import zlib
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "TEST_SPLIT",
+    "TRAINING_POOL",
+    "OTHER_IMAGES",
+    "available_images",
+    "training_pool_names",
+    "load_image",
+]
+
+#: Evaluation images; never used for training.
+TEST_SPLIT: tuple[str, ...] = ("camera", "astronaut", "coffee", "chelsea", "rocket")
+
+#: The other natural photographs bundled in the scikit-image wheel (load offline).
+#: Deliberately left out: ``cat`` (the same picture as ``chelsea``), ``clock`` (motion blurred on
+#: purpose), ``cell`` (a quantitative phase image with banding artefacts), ``page`` and ``text``
+#: (documents, not natural scenes), ``microaneurysms`` (102 x 102, too small), the right view of
+#: ``stereo_motorcycle`` (nearly a duplicate of the left one), synthetic images (binary_blobs,
+#: checkerboard, colorwheel, horse, logo, shepp_logan_phantom), and the photographs that scikit-image
+#: only provides through a ``pooch`` download (eagle, lily, skin, palisades_of_vogt, ...), which
+#: are unavailable offline.
+TRAINING_POOL: tuple[str, ...] = (
+    "brick",
+    "coins",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "motorcycle",
+    "retina",
+)
+
+#: Further bundled images accepted by :func:`load_image` (demos, sanity checks); in no split.
+OTHER_IMAGES: tuple[str, ...] = (
+    "cell",
+    "checkerboard",
+    "clock",
+    "microaneurysms",
+    "page",
+    "shepp_logan_phantom",
+    "text",
+)
+
+_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy")
+# Explicit imageio plugins for the common formats (no probing of every plugin on a bad file).
+_PLUGINS = {".png": "pillow", ".jpg": "pillow", ".jpeg": "pillow", ".tif": "tifffile", ".tiff": "tifffile"}
+# Values this close outside [0, 1] are treated as rounding noise and clipped.
+_FLOAT_TOLERANCE = 1e-6
+
+
+def available_images() -> tuple[str, ...]:
+    """Names accepted by :func:`load_image`: test split, training pool, then the others.
+
+    Examples
+    --------
+    >>> "camera" in available_images()
+    True
+    """
+    return TEST_SPLIT + TRAINING_POOL + OTHER_IMAGES
+
+
+def training_pool_names() -> tuple[str, ...]:
+    """Names of the training-pool photographs (disjoint from :data:`TEST_SPLIT`).
+
+    Examples
+    --------
+    >>> set(training_pool_names()).isdisjoint(TEST_SPLIT)
+    True
+    """
+    return TRAINING_POOL
+
+
+def _bundled(name: str) -> np.ndarray:
+    import skimage.data
+
+    if name == "motorcycle":
+        # stereo_motorcycle() returns (left, right, disparity); the left view is the photograph.
+        return skimage.data.stereo_motorcycle()[0]
+    getter: Callable[[], np.ndarray] = getattr(skimage.data, name)
+    return np.asarray(getter())
+
+
+def load_image(
+    name_or_path: str | Path,
+    *,
+    size: int | tuple[int, int] | None = None,
+    gray: bool = True,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Load a bundled image by name, or an image file, as a ``(1, C, H, W)`` tensor in [0, 1].
+
+    Parameters
+    ----------
+    name_or_path : str or pathlib.Path
+        A name from :func:`available_images` (case-insensitive) or the path of a PNG, JPEG,
+        TIFF or ``.npy`` file. ``.npy`` arrays must be ``(H, W)`` or ``(H, W, C)`` with
+        ``C`` in 1..4. An existing file always wins over a name.
+    size : int or (int, int) or None
+        Output size: an int gives a ``size x size`` square, a pair gives ``(H, W)``. The image is
+        first centre-cropped to the target aspect ratio, then resized (see the module notes).
+        ``None`` keeps the native size.
+    gray : bool
+        ``True``: one luminance channel. ``False``: three channels (grey images are replicated).
+    dtype : torch.dtype
+        Floating-point dtype of the result.
+
+    Returns
+    -------
+    Tensor
+        Shape ``(1, 1, H, W)`` if ``gray`` else ``(1, 3, H, W)``, values in [0, 1].
+
+    Raises
+    ------
+    FileNotFoundError
+        The path does not exist.
+    ValueError
+        Unknown name, unreadable file, unsupported layout or dtype, NaN/Inf values, float values
+        outside [0, 1], or an invalid ``size``. Every message is one line naming the image.
+
+    Examples
+    --------
+    >>> x = load_image("camera", size=64)
+    >>> tuple(x.shape), float(x.min()) >= 0.0, float(x.max()) <= 1.0
+    ((1, 1, 64, 64), True, True)
+    >>> load_image("astronaut", size=(32, 48), gray=False).shape
+    torch.Size([1, 3, 32, 48])
+    """
+    if not isinstance(name_or_path, (str, Path)):
+        raise TypeError(
+            f"load_image expects an image name or a path, got {type(name_or_path).__name__}"
+        )
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"load_image dtype must be a floating torch dtype, got {dtype!r}")
+    target = _check_size(size)
+
+    label, array = _read(name_or_path)
+    image = _to_unit_float(array, label)
+    image = _drop_alpha(image)
+    image = _convert_channels(image, gray)
+    if target is not None:
+        image = _crop_resize(image, target, label)
+    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    return tensor.unsqueeze(0).to(dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# reading
+
+
+def _check_size(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        pair: tuple = (size, size)
+    elif isinstance(size, (tuple, list)) and len(size) == 2:
+        pair = tuple(size)
+    else:
+        raise ValueError(f"size must be a positive int, a pair (H, W) or None, got {size!r}")
+    for s in pair:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1:
+            raise ValueError(f"size must be a positive int, a pair (H, W) or None, got {size!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _read(name_or_path: str | Path) -> tuple[str, np.ndarray]:
+    """Return a label used in error messages and the raw array."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return f"'{path}'", _read_file(path)
+    text = str(name_or_path)
+    key = text.strip().lower()
+    if isinstance(name_or_path, str) and key in available_images():
+        return f"'{key}'", _bundled(key)
+    looks_like_path = (
+        isinstance(name_or_path, Path)
+        or "/" in text
+        or "\\" in text
+        or path.suffix.lower() in _FILE_SUFFIXES
+    )
+    if looks_like_path:
+        if path.exists():
+            raise ValueError(f"image path '{path}' is not a regular file")
+        raise FileNotFoundError(f"image file '{path}' does not exist")
+    raise ValueError(
+        f"unknown image name {text!r}; use a file path or one of: {', '.join(available_images())}"
+    )
+
+
+def _read_file(path: Path) -> np.ndarray:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            with open(path, "rb") as fh:
+                if fh.read(6) != b"\x93NUMPY":
+                    raise ValueError("not a NumPy .npy file")
+            array = np.load(path, allow_pickle=False)
+        elif suffix == ".png" and _is_16bit_colour_png(path):
+            array = _read_png16(path)
+        else:
+            import imageio.v3 as iio
+
+            array = iio.imread(path, plugin=_PLUGINS.get(suffix))
+    except Exception as exc:  # any decoder failure becomes one line naming the file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "can not handle" in reason:
+            reason = f"not a readable {suffix.lstrip('.').upper() or 'image'} file"
+        raise ValueError(f"cannot read image file '{path}': {reason}") from None
+    array = np.asarray(array)
+    if array.dtype == object or array.dtype.kind not in "biuf":
+        raise ValueError(f"image '{path}' has unsupported dtype {array.dtype}")
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (2, 3, 4))):
+        raise ValueError(
+            f"image '{path}' has shape {array.shape}; expected (H, W) or (H, W, C) with C in 1..4"
+        )
+    if min(array.shape[:2]) < 1:
+        raise ValueError(f"image '{path}' is empty (shape {array.shape})")
+    return array
+
+
+def _png_header(path: Path) -> tuple[int, int, int, int, int] | None:
+    """Width, height, bit depth, colour type, interlace of a PNG, or None if not a PNG."""
+    with open(path, "rb") as fh:
+        head = fh.read(33)
+    if len(head) < 33 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", head[16:29])
+    return width, height, depth, colour, interlace
+
+
+def _is_16bit_colour_png(path: Path) -> bool:
+    header = _png_header(path)
+    # Pillow reads 16-bit grey PNGs exactly but truncates 16-bit colour PNGs to 8 bits.
+    return header is not None and header[2] == 16 and header[3] in (2, 4, 6)
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    """Decode a non-interlaced 16-bit colour PNG (colour types 2, 4, 6) to a uint16 array.
+
+    Pillow cannot keep 16 bits per channel for colour PNGs, hence this small decoder of the
+    PNG specification (filters 0-4, RFC 2083 section 6). Interlaced files fall back to Pillow's
+    8-bit result with a warning.
+    """
+    width, height, _, colour, interlace = _png_header(path)  # type: ignore[misc]
+    if interlace:
+        import imageio.v3 as iio
+
+        warnings.warn(
+            f"image '{path}' is an interlaced 16-bit colour PNG; read with 8-bit precision",
+            stacklevel=4,
+        )
+        return np.asarray(iio.imread(path))
+    channels = {2: 3, 4: 2, 6: 4}[colour]
+    data = bytearray()
+    with open(path, "rb") as fh:
+        fh.read(8)
+        while True:
+            length_bytes = fh.read(4)
+            if len(length_bytes) < 4:
+                raise ValueError("truncated PNG (no IEND chunk)")
+            (length,) = struct.unpack(">I", length_bytes)
+            kind = fh.read(4)
+            chunk = fh.read(length)
+            fh.read(4)  # CRC, not checked
+            if kind == b"IDAT":
+                data += chunk
+            elif kind == b"IEND":
+                break
+    raw = np.frombuffer(zlib.decompress(bytes(data)), dtype=np.uint8)
+    bpp = 2 * channels
+    stride = width * bpp
+    if raw.size != height * (stride + 1):
+        raise ValueError("corrupt PNG data (unexpected decompressed size)")
+    rows = raw.reshape(height, stride + 1)
+    out = np.zeros((height, stride), dtype=np.uint8)
+    previous = np.zeros(stride, dtype=np.int32)
+    for i in range(height):
+        kind, line = int(rows[i, 0]), rows[i, 1:].astype(np.int32)
+        if kind == 0:
+            cur = line
+        elif kind == 1:  # Sub: running sum along each byte lane
+            cur = np.cumsum(line.reshape(width, bpp), axis=0).reshape(-1) % 256
+        elif kind == 2:  # Up
+            cur = (line + previous) % 256
+        elif kind in (3, 4):  # Average, Paeth: sequential in x
+            cur = np.zeros(stride, dtype=np.int32)
+            left = np.zeros(bpp, dtype=np.int32)
+            upleft = np.zeros(bpp, dtype=np.int32)
+            for j in range(0, stride, bpp):
+                up = previous[j : j + bpp]
+                if kind == 3:
+                    pred = (left + up) // 2
+                else:
+                    p = left + up - upleft
+                    pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - upleft)
+                    pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
+                left = (line[j : j + bpp] + pred) % 256
+                cur[j : j + bpp] = left
+                upleft = up
+        else:
+            raise ValueError(f"corrupt PNG data (unknown filter type {kind})")
+        out[i] = cur
+        previous = cur
+    return out.view(">u2").astype(np.uint16).reshape(height, width, channels)
+
+
+# ----------------------------------------------------------------------------------------------
+# conversion
+
+
+def _to_unit_float(array: np.ndarray, label: str) -> np.ndarray:
+    """Scale to float64 in [0, 1] by dtype range; refuse non-finite or out-of-range floats."""
+    if array.dtype == np.bool_:
+        return array.astype(np.float64)
+    if array.dtype == np.uint8:
+        return array.astype(np.float64) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float64) / 65535.0
+    if array.dtype.kind in "iu":
+        raise ValueError(
+            f"image {label} has integer dtype {array.dtype} with no fixed range; "
+            "save it as uint8, uint16 or float in [0, 1]"
+        )
+    image = array.astype(np.float64)
+    if not np.isfinite(image).all():
+        raise ValueError(f"image {label} contains NaN or Inf values")
+    lo, hi = float(image.min()), float(image.max())
+    if lo < -_FLOAT_TOLERANCE or hi > 1.0 + _FLOAT_TOLERANCE:
+        raise ValueError(
+            f"image {label} has float values in [{lo:.4g}, {hi:.4g}], outside [0, 1]; "
+            "rescale it to [0, 1] before loading"
+        )
+    return np.clip(image, 0.0, 1.0)
+
+
+def _drop_alpha(image: np.ndarray) -> np.ndarray:
+    """Composite grey+alpha or RGBA over white; always return (H, W, C) with C in {1, 3}."""
+    if image.ndim == 2:
+        return image[..., None]
+    if image.shape[-1] in (2, 4):
+        alpha = image[..., -1:]
+        image = image[..., :-1] * alpha + (1.0 - alpha)
+    return image
+
+
+def _convert_channels(image: np.ndarray, gray: bool) -> np.ndarray:
+    channels = image.shape[-1]
+    if gray and channels == 3:
+        from skimage.color import rgb2gray
+
+        return rgb2gray(image)[..., None]
+    if not gray and channels == 1:
+        return np.repeat(image, 3, axis=-1)
+    return image
+
+
+def _crop_resize(image: np.ndarray, target: tuple[int, int], label: str) -> np.ndarray:
+    height, width = image.shape[:2]
+    th, tw = target
+    # Largest centred window with the target aspect ratio.
+    if width * th >= height * tw:
+        ch, cw = height, max(1, min(width, round(height * tw / th)))
+    else:
+        ch, cw = max(1, min(height, round(width * th / tw))), width
+    top, left = (height - ch) // 2, (width - cw) // 2
+    image = image[top : top + ch, left : left + cw]
+    if (ch, cw) == (th, tw):
+        return image
+    if th > ch or tw > cw:
+        warnings.warn(
+            f"image {label}: upsampling the {ch}x{cw} crop to {th}x{tw}", stacklevel=3
+        )
+    from skimage.transform import resize
+
+    shrinking = th < ch or tw < cw
+    out = resize(image, (th, tw, image.shape[-1]), order=3, mode="reflect", anti_aliasing=shrinking)
+    return np.clip(out, 0.0, 1.0)

@@ -1,0 +1,22 @@
+"""Shared pytest fixtures: float64 helper and a seeded random generator."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture
+def f64():
+    """Cast helper: ``f64(t)`` returns ``t`` as float64 (tensors, arrays or numbers)."""
+
+    def cast(t):
+        return torch.as_tensor(t).to(torch.float64)
+
+    return cast
+
+
+@pytest.fixture
+def gen() -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with 0 (a fresh one per test)."""
+    return torch.Generator().manual_seed(0)
