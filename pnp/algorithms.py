@@ -1,0 +1,702 @@
+"""Proximal and Plug-and-Play algorithms for ``min_x f(x) + g(x)``.
+
+Each algorithm is an :class:`pnp.run.Algorithm`: an immutable typed state, a pure
+``update(state) -> state`` and the shared :meth:`~pnp.run.Algorithm.run` loop. ``f`` is the
+data fidelity (``value``, ``grad``, ``prox``, ``lipschitz_grad``), ``g`` the prior
+(``prox(v, tau) = argmin_x ½‖x − v‖² + tau g(x)``; for a ``DenoiserPrior`` the prox is the
+denoiser, see :mod:`priors.pnp_prior` for how the step, the weight and the denoiser's noise
+level are tied).
+
+===========  =============================================  =====================================
+algorithm    iteration                                      default step / bound
+===========  =============================================  =====================================
+PGD          x⁺ = x + λ(prox_{τg}(x − τ∇f(x)) − x)           τ = 1/L, τ < 2/L
+FISTA        x⁺ = prox_{τg}(z − τ∇f(z)); z⁺ = x⁺ + β(x⁺−x)   τ = 1/L, τ <= 1/L
+ADMM         scaled-form ADMM with over-relaxation λ          γ = 1/L (penalty 1/γ), any γ > 0
+DRS          z⁺ = z + λ(prox_{γg}(2prox_{γf}(z) − z) − prox_{γf}(z))  γ = 1/L, any γ > 0
+HQS          x⁺ = x + λ(prox_{γg}(prox_{γf}(x)) − x)         γ = 1/L, any γ > 0
+PDHG         Chambolle–Pock on f(x) + h(Kx)                  τ = σ = 0.99/‖K‖, τσ‖K‖² < 1
+===========  =============================================  =====================================
+
+``L = fidelity.lipschitz_grad()`` (``‖A‖²`` for ``½‖Ax − y‖²``). When ``L`` is unknown (Poisson)
+the ADMM/DRS/HQS default is ``γ = 1``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import Tensor
+
+from pnp.assumptions import AssumptionReport, check_assumptions
+from pnp.run import Algorithm, _check_prior
+
+__all__ = [
+    "PGD",
+    "FISTA",
+    "ADMM",
+    "DRS",
+    "HQS",
+    "PDHG",
+    "PGDState",
+    "FISTAState",
+    "ADMMState",
+    "DRSState",
+    "HQSState",
+    "PDHGState",
+    "LinearPart",
+    "FiniteDifference",
+    "linear_part_of",
+]
+
+
+# ====================================================================== PGD
+@dataclass(frozen=True)
+class PGDState:
+    """State of :class:`PGD`: the iterate and the iteration count."""
+
+    x: Tensor
+    iteration: int = 0
+
+
+class PGD(Algorithm):
+    """Proximal gradient descent (forward–backward) with optional Krasnosel'skii–Mann relaxation.
+
+    ``x⁺ = x + λ (prox_{τ g}(x − τ ∇f(x)) − x)``. With a denoiser prior this is PnP-PGD
+    (the denoiser replaces the prox).
+
+    Parameters
+    ----------
+    problem_or_fidelity : InverseProblem or DataFidelity
+        Data term ``f``; needs ``grad`` and either ``lipschitz_grad()`` or an explicit ``step``.
+    prior : Prior
+        Regulariser ``g`` or a ``DenoiserPrior``.
+    step : float, optional
+        Gradient step ``τ``; default ``1/L`` with ``L = Lip(∇f)`` (``‖A‖²`` for L2). A step
+        ``>= 2/L`` is refused unless ``unsafe=True`` (forward–backward theorem: Combettes & Wajs
+        2005, Thm 3.4; Bauschke & Combettes 2017, Cor. 28.9).
+    relaxation : float
+        ``λ``, allowed in ``(0, 1/alpha)`` where ``alpha`` is the composed averagedness constant
+        (see :meth:`check_assumptions`).
+    unsafe : bool
+        Run out-of-bound settings instead of refusing them (the result is flagged).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from operators import Blur, kernels
+    >>> from operators.fidelity import L2Fidelity
+    >>> from priors.classical import Tikhonov
+    >>> A = Blur(kernels.gaussian(1.0))
+    >>> y = A(torch.rand(1, 1, 16, 16, dtype=torch.float64))
+    >>> res = PGD(L2Fidelity(A, y), 0.1 * Tikhonov()).run(progress=False)
+    >>> res.status
+    'converged'
+    """
+
+    name: ClassVar[str] = "PGD"
+    needs_grad: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        problem_or_fidelity: Any,
+        prior: Any,
+        *,
+        step: float | None = None,
+        relaxation: float = 1.0,
+        unsafe: bool = False,
+    ) -> None:
+        super().__init__(problem_or_fidelity, prior, step=step, relaxation=relaxation, unsafe=unsafe)
+
+    def _resolve_step(self, step: float | None) -> float:
+        if step is None:
+            L = self._require_L("PGD")
+            return 1.0 / L if L > 0 else 1.0
+        if self.L is not None and self.L > 0 and step * self.L >= 2.0:
+            verb = "exceeds" if step * self.L > 2.0 else "equals"
+            self._refuse(f"step {step:g} {verb} the convergence bound 2/L = {2.0 / self.L:g} for PGD "
+                         f"({self._lipschitz_text()})")
+        return step
+
+    def _report(self) -> AssumptionReport:
+        return check_assumptions("PGD", self.fidelity, self.prior, step=self.step, relaxation=self.relaxation,
+                                 L=self.L, unsafe=self.unsafe_used)
+
+    def _monotone_expected(self) -> tuple[bool, str]:
+        r = self._assumptions
+        convex_prior = bool(getattr(self.prior, "convex", False))
+        ok = (r.verdict == "guaranteed" and convex_prior and self.relaxation <= 1.0)
+        why = ("forward-backward with step < 2/L and relaxation <= 1 on a convex problem decreases the objective"
+               if ok else "monotone decrease is only guaranteed for PGD on a convex problem with step < 2/L and "
+               "relaxation <= 1")
+        return ok, why
+
+    def init(self, x0: Tensor) -> PGDState:
+        return PGDState(x=x0, iteration=0)
+
+    def update(self, state: PGDState) -> PGDState:
+        x = state.x
+        z = self._prox_g(x - self.step * self._grad_f(x), self.step)
+        if self.relaxation != 1.0:
+            z = x + self.relaxation * (z - x)
+        return PGDState(x=z, iteration=state.iteration + 1)
+
+
+# ====================================================================== FISTA
+@dataclass(frozen=True)
+class FISTAState:
+    """State of :class:`FISTA`: iterate ``x``, extrapolated point ``z``, iteration count."""
+
+    x: Tensor
+    z: Tensor
+    iteration: int = 0
+
+
+class FISTA(Algorithm):
+    """FISTA with the Chambolle–Dossal momentum ``β_k = (k − 1)/(k + a)``.
+
+    ``x_k = prox_{τ g}(z_{k−1} − τ ∇f(z_{k−1}))``, ``z_k = x_k + β_k (x_k − x_{k−1})``.
+    Objective rate ``O(1/k²)`` for ``τ <= 1/L`` (Beck & Teboulle 2009); iterates converge for
+    ``a > 2`` (Chambolle & Dossal 2015). No theorem covers a plug-in denoiser.
+
+    Parameters
+    ----------
+    problem_or_fidelity, prior
+        As for :class:`PGD`.
+    step : float, optional
+        ``τ``, default ``1/L``; a step above ``1/L`` is refused unless ``unsafe=True``.
+    momentum : float
+        Chambolle–Dossal parameter ``a`` (default 3; ``a >= 2`` required).
+    unsafe : bool
+        Run out-of-bound steps (the result is flagged).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from operators import Blur, kernels
+    >>> from operators.fidelity import L2Fidelity
+    >>> from priors.classical import Tikhonov
+    >>> A = Blur(kernels.gaussian(1.0))
+    >>> y = A(torch.rand(1, 1, 16, 16, dtype=torch.float64))
+    >>> FISTA(L2Fidelity(A, y), 0.1 * Tikhonov()).run(progress=False).converged
+    True
+    """
+
+    name: ClassVar[str] = "FISTA"
+    needs_grad: ClassVar[bool] = True
+    supports_relaxation: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        problem_or_fidelity: Any,
+        prior: Any,
+        *,
+        step: float | None = None,
+        relaxation: float = 1.0,
+        unsafe: bool = False,
+        momentum: float = 3.0,
+    ) -> None:
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not momentum >= 2:
+            raise ValueError(f"momentum must be a number >= 2 (Chambolle-Dossal a; a > 2 for iterate convergence), "
+                             f"got {momentum!r}")
+        self.momentum = float(momentum)
+        super().__init__(problem_or_fidelity, prior, step=step, relaxation=relaxation, unsafe=unsafe)
+
+    def _resolve_step(self, step: float | None) -> float:
+        if step is None:
+            L = self._require_L("FISTA")
+            return 1.0 / L if L > 0 else 1.0
+        if self.L is not None and self.L > 0 and step * self.L > 1.0 * (1 + 1e-12):
+            self._refuse(f"step {step:g} exceeds the convergence bound 1/L = {1.0 / self.L:g} for FISTA "
+                         f"({self._lipschitz_text()})")
+        return step
+
+    def _report(self) -> AssumptionReport:
+        return check_assumptions("FISTA", self.fidelity, self.prior, step=self.step, L=self.L,
+                                 momentum=self.momentum, unsafe=self.unsafe_used)
+
+    def parameters(self) -> dict[str, Any]:
+        return {**super().parameters(), "momentum": self.momentum}
+
+    def init(self, x0: Tensor) -> FISTAState:
+        return FISTAState(x=x0, z=x0, iteration=0)
+
+    def update(self, state: FISTAState) -> FISTAState:
+        k = state.iteration + 1
+        x = self._prox_g(state.z - self.step * self._grad_f(state.z), self.step)
+        beta = (k - 1) / (k + self.momentum)
+        z = x + beta * (x - state.x)
+        return FISTAState(x=x, z=z, iteration=k)
+
+
+# ====================================================================== ADMM
+def _default_prox_step(alg: Algorithm, step: float | None) -> float:
+    if step is not None:
+        return step
+    if alg.L is not None and alg.L > 0:
+        return 1.0 / alg.L
+    return 1.0
+
+
+@dataclass(frozen=True)
+class ADMMState:
+    """State of :class:`ADMM`.
+
+    ``x`` is the prior-side variable (the estimate), ``x_data`` the fidelity-side variable
+    and ``u`` the scaled dual variable.
+    """
+
+    x: Tensor
+    x_data: Tensor
+    u: Tensor
+    iteration: int = 0
+
+
+class ADMM(Algorithm):
+    """ADMM (scaled form) for ``min f(v) + g(x)`` s.t. ``v = x``, with over-relaxation.
+
+    ``v⁺ = prox_{γ f}(x − u)``, ``v̂ = λ v⁺ + (1 − λ) x``, ``x⁺ = prox_{γ g}(v̂ + u)``,
+    ``u⁺ = u + v̂ − x⁺``. The penalty parameter is ``ρ = 1/γ``; ``λ ∈ (0, 2)``
+    (Eckstein & Bertsekas 1992). With a denoiser prior this is PnP-ADMM, which needs a
+    firmly nonexpansive denoiser (see :meth:`check_assumptions`).
+
+    Parameters
+    ----------
+    problem_or_fidelity : InverseProblem or DataFidelity
+        Needs ``fidelity.prox``.
+    prior : Prior
+        Regulariser or ``DenoiserPrior``.
+    step : float, optional
+        ``γ = 1/ρ``; default ``1/L`` (``1`` when ``L`` is unknown). Any ``γ > 0`` converges in
+        the convex case; it changes the speed, not the limit.
+    relaxation : float
+        Over-relaxation ``λ ∈ (0, 2)``.
+    unsafe : bool
+        Run out-of-range relaxations (the result is flagged).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from operators import Blur, kernels
+    >>> from operators.fidelity import L2Fidelity
+    >>> from priors.classical import Tikhonov
+    >>> A = Blur(kernels.gaussian(1.0))
+    >>> y = A(torch.rand(1, 1, 16, 16, dtype=torch.float64))
+    >>> ADMM(L2Fidelity(A, y), 0.1 * Tikhonov(), step=1.0).run(progress=False).converged
+    True
+    """
+
+    name: ClassVar[str] = "ADMM"
+    needs_fidelity_prox: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        problem_or_fidelity: Any,
+        prior: Any,
+        *,
+        step: float | None = None,
+        relaxation: float = 1.0,
+        unsafe: bool = False,
+    ) -> None:
+        super().__init__(problem_or_fidelity, prior, step=step, relaxation=relaxation, unsafe=unsafe)
+
+    def _resolve_step(self, step: float | None) -> float:
+        return _default_prox_step(self, step)
+
+    def _report(self) -> AssumptionReport:
+        return check_assumptions("ADMM", self.fidelity, self.prior, step=self.step, relaxation=self.relaxation,
+                                 L=self.L, unsafe=self.unsafe_used)
+
+    def parameters(self) -> dict[str, Any]:
+        return {**super().parameters(), "penalty": 1.0 / self.step}
+
+    def init(self, x0: Tensor) -> ADMMState:
+        return ADMMState(x=x0, x_data=x0, u=torch.zeros_like(x0), iteration=0)
+
+    def update(self, state: ADMMState) -> ADMMState:
+        v = self._prox_f(state.x - state.u, self.step)
+        v_hat = v if self.relaxation == 1.0 else self.relaxation * v + (1.0 - self.relaxation) * state.x
+        x = self._prox_g(v_hat + state.u, self.step)
+        u = state.u + v_hat - x
+        return ADMMState(x=x, x_data=v, u=u, iteration=state.iteration + 1)
+
+
+# ====================================================================== DRS
+@dataclass(frozen=True)
+class DRSState:
+    """State of :class:`DRS`: governing sequence ``z`` and estimate ``x = prox_{γg}(2prox_{γf}(z) − z)``."""
+
+    z: Tensor
+    x: Tensor
+    iteration: int = 0
+
+
+class DRS(Algorithm):
+    """Douglas–Rachford splitting with relaxation.
+
+    ``v = prox_{γ f}(z)``, ``x = prox_{γ g}(2v − z)``, ``z⁺ = z + λ (x − v)``. The map
+    ``z ↦ z + (x − v)`` is ``(I + R_g R_f)/2``, firmly nonexpansive when both reflections are
+    nonexpansive, so ``λ ∈ (0, 2)`` (Lions & Mercier 1979; Bauschke & Combettes 2017,
+    Thm 26.11). With a denoiser this is PnP-DRS (needs ``alpha <= 1/2``; Ryu et al. 2019).
+
+    Parameters
+    ----------
+    problem_or_fidelity : InverseProblem or DataFidelity
+        Needs ``fidelity.prox``.
+    prior : Prior
+        Regulariser or ``DenoiserPrior``.
+    step : float, optional
+        ``γ``; default ``1/L`` (``1`` when ``L`` is unknown).
+    relaxation : float
+        ``λ ∈ (0, 2)``.
+    unsafe : bool
+        Run out-of-range relaxations (the result is flagged).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from operators import Blur, kernels
+    >>> from operators.fidelity import L2Fidelity
+    >>> from priors.classical import Tikhonov
+    >>> A = Blur(kernels.gaussian(1.0))
+    >>> y = A(torch.rand(1, 1, 16, 16, dtype=torch.float64))
+    >>> DRS(L2Fidelity(A, y), 0.1 * Tikhonov(), step=1.0).run(progress=False).converged
+    True
+    """
+
+    name: ClassVar[str] = "DRS"
+    needs_fidelity_prox: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        problem_or_fidelity: Any,
+        prior: Any,
+        *,
+        step: float | None = None,
+        relaxation: float = 1.0,
+        unsafe: bool = False,
+    ) -> None:
+        super().__init__(problem_or_fidelity, prior, step=step, relaxation=relaxation, unsafe=unsafe)
+
+    def _resolve_step(self, step: float | None) -> float:
+        return _default_prox_step(self, step)
+
+    def _report(self) -> AssumptionReport:
+        return check_assumptions("DRS", self.fidelity, self.prior, step=self.step, relaxation=self.relaxation,
+                                 L=self.L, unsafe=self.unsafe_used)
+
+    def init(self, x0: Tensor) -> DRSState:
+        return DRSState(z=x0, x=x0, iteration=0)
+
+    def update(self, state: DRSState) -> DRSState:
+        v = self._prox_f(state.z, self.step)
+        x = self._prox_g(2.0 * v - state.z, self.step)
+        z = state.z + self.relaxation * (x - v)
+        return DRSState(z=z, x=x, iteration=state.iteration + 1)
+
+
+# ====================================================================== HQS
+@dataclass(frozen=True)
+class HQSState:
+    """State of :class:`HQS`: estimate ``x`` (prior side) and ``x_data = prox_{γf}(x)``."""
+
+    x: Tensor
+    x_data: Tensor
+    iteration: int = 0
+
+
+class HQS(Algorithm):
+    """Half-quadratic splitting with a fixed penalty: ``x⁺ = x + λ (prox_{γ g}(prox_{γ f}(x)) − x)``.
+
+    With a fixed ``γ`` this is alternating minimisation of ``f(v) + g(x) + ‖v − x‖²/(2γ)``,
+    i.e. forward–backward on ``g`` plus the Moreau envelope of ``f``: it converges to a
+    minimiser of that penalised problem, which approaches ``min f + g`` as ``γ → 0``.
+
+    Parameters
+    ----------
+    problem_or_fidelity : InverseProblem or DataFidelity
+        Needs ``fidelity.prox``.
+    prior : Prior
+        Regulariser or ``DenoiserPrior``.
+    step : float, optional
+        ``γ`` (``1/penalty``); default ``1/L`` (``1`` when ``L`` is unknown).
+    relaxation : float
+        KM relaxation ``λ ∈ (0, 1/alpha)``.
+    unsafe : bool
+        Run out-of-range relaxations (the result is flagged).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from operators import Blur, kernels
+    >>> from operators.fidelity import L2Fidelity
+    >>> from priors.classical import Tikhonov
+    >>> A = Blur(kernels.gaussian(1.0))
+    >>> y = A(torch.rand(1, 1, 16, 16, dtype=torch.float64))
+    >>> HQS(L2Fidelity(A, y), 0.1 * Tikhonov(), step=1.0).run(progress=False).status
+    'converged'
+    """
+
+    name: ClassVar[str] = "HQS"
+    needs_fidelity_prox: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        problem_or_fidelity: Any,
+        prior: Any,
+        *,
+        step: float | None = None,
+        relaxation: float = 1.0,
+        unsafe: bool = False,
+    ) -> None:
+        super().__init__(problem_or_fidelity, prior, step=step, relaxation=relaxation, unsafe=unsafe)
+
+    def _resolve_step(self, step: float | None) -> float:
+        return _default_prox_step(self, step)
+
+    def _report(self) -> AssumptionReport:
+        return check_assumptions("HQS", self.fidelity, self.prior, step=self.step, relaxation=self.relaxation,
+                                 L=self.L, unsafe=self.unsafe_used)
+
+    def parameters(self) -> dict[str, Any]:
+        return {**super().parameters(), "penalty": 1.0 / self.step}
+
+    def init(self, x0: Tensor) -> HQSState:
+        return HQSState(x=x0, x_data=x0, iteration=0)
+
+    def update(self, state: HQSState) -> HQSState:
+        v = self._prox_f(state.x, self.step)
+        x = self._prox_g(v, self.step)
+        if self.relaxation != 1.0:
+            x = state.x + self.relaxation * (x - state.x)
+        return HQSState(x=x, x_data=v, iteration=state.iteration + 1)
+
+
+# ====================================================================== PDHG
+@dataclass(frozen=True)
+class LinearPart:
+    """A prior written as ``g(x) = h(K x)`` for PDHG.
+
+    Parameters
+    ----------
+    forward : callable
+        ``K``: image (B, C, H, W) → dual variable.
+    adjoint : callable
+        ``Kᵀ``.
+    norm_sq : float
+        Upper bound of ``‖K‖²``.
+    prox_conj : callable
+        ``prox_conj(p, sigma) = prox_{σ h*}(p)`` (``h`` includes the prior's weight).
+    description : str
+        One line for reports.
+
+    Examples
+    --------
+    >>> import torch
+    >>> D = FiniteDifference()
+    >>> lp = D.linear_part(weight=0.1, isotropic=True)
+    >>> lp.norm_sq
+    8.0
+    """
+
+    forward: Callable[[Tensor], Tensor]
+    adjoint: Callable[[Tensor], Tensor]
+    norm_sq: float
+    prox_conj: Callable[[Tensor, float], Tensor]
+    description: str = ""
+
+
+class FiniteDifference:
+    """Forward differences with Neumann boundary (last difference 0), and their adjoint.
+
+    ``(∇x)[..., 0, i, j] = x[i+1, j] − x[i, j]`` (vertical), ``(∇x)[..., 1, i, j] =
+    x[i, j+1] − x[i, j]`` (horizontal), output shape (B, C, 2, H, W); ``‖∇‖² <= 8``
+    (Chambolle, J. Math. Imaging Vis. 2004). This is the discretisation of the usual
+    isotropic/anisotropic total variation.
+
+    Examples
+    --------
+    >>> import torch
+    >>> D = FiniteDifference()
+    >>> x, p = torch.randn(1, 1, 5, 6, dtype=torch.float64), torch.randn(1, 1, 2, 5, 6, dtype=torch.float64)
+    >>> abs(float((D.forward(x) * p).sum() - (x * D.adjoint(p)).sum())) < 1e-12
+    True
+    """
+
+    norm_sq: float = 8.0
+
+    @staticmethod
+    def forward(x: Tensor) -> Tensor:
+        dv = torch.zeros_like(x)
+        dh = torch.zeros_like(x)
+        dv[..., :-1, :] = x[..., 1:, :] - x[..., :-1, :]
+        dh[..., :, :-1] = x[..., :, 1:] - x[..., :, :-1]
+        return torch.stack((dv, dh), dim=2)
+
+    @staticmethod
+    def adjoint(p: Tensor) -> Tensor:
+        pv, ph = p[:, :, 0], p[:, :, 1]
+        out = torch.zeros_like(pv)
+        # -div: adjoint of the forward differences above
+        out[..., :-1, :] -= pv[..., :-1, :]
+        out[..., 1:, :] += pv[..., :-1, :]
+        out[..., :, :-1] -= ph[..., :, :-1]
+        out[..., :, 1:] += ph[..., :, :-1]
+        return out
+
+    def linear_part(self, *, weight: float, isotropic: bool = True) -> LinearPart:
+        """``w ‖∇x‖_{2,1}`` (isotropic) or ``w ‖∇x‖_1`` (anisotropic) as a :class:`LinearPart`."""
+
+        def prox_conj(p: Tensor, sigma: float) -> Tensor:
+            # h* is the indicator of the dual-norm ball of radius w: its prox is a projection (any sigma)
+            if isotropic:
+                mag = torch.linalg.vector_norm(p, dim=2, keepdim=True)
+                return p / torch.clamp(mag / max(weight, 1e-300), min=1.0)
+            return torch.clamp(p, -weight, weight)
+
+        kind = "isotropic" if isotropic else "anisotropic"
+        return LinearPart(self.forward, self.adjoint, self.norm_sq, prox_conj,
+                          f"{kind} TV: K = forward differences (Neumann), ‖K‖² <= 8")
+
+
+def _identity_linear_part(prior: Any) -> LinearPart:
+    def prox_conj(p: Tensor, sigma: float) -> Tensor:
+        # Moreau decomposition: prox_{σ g*}(p) = p − σ prox_{g/σ}(p/σ)
+        with torch.no_grad():
+            return p - sigma * prior.prox(p / sigma, 1.0 / sigma)
+
+    return LinearPart(lambda x: x, lambda p: p, 1.0, prox_conj, "K = I, prox of g* by Moreau's identity")
+
+
+def linear_part_of(prior: Any) -> LinearPart:
+    """Return ``g = h ∘ K`` for PDHG.
+
+    Order: the prior's own ``linear_part()`` (a :class:`LinearPart`, or a ``(K, prox_conj)``
+    pair with ``K`` a ``LinearOperator`` exposing ``forward``/``adjoint``/``norm()``); else,
+    for a total-variation prior (class name ``TV``), this module's :class:`FiniteDifference`
+    with the prior's ``weight`` and ``isotropic`` flag; else ``K = I`` with the conjugate's
+    prox from Moreau's identity (any prior with a prox).
+    """
+    fn = getattr(prior, "linear_part", None)
+    if callable(fn):
+        lp = fn()
+        if isinstance(lp, LinearPart):
+            return lp
+        if isinstance(lp, tuple) and len(lp) == 2:
+            K, prox_conj = lp
+            return LinearPart(K.forward, K.adjoint, float(K.norm()) ** 2, prox_conj, f"K = {K!r} (from the prior)")
+        if all(hasattr(lp, a) for a in ("forward", "adjoint", "norm_sq", "prox_conj")):
+            return LinearPart(lp.forward, lp.adjoint, float(lp.norm_sq), lp.prox_conj,
+                              str(getattr(lp, "description", "")))
+        raise TypeError(f"prior.linear_part() must return a pnp.LinearPart or (K, prox_conj), got {type(lp).__name__}")
+    if type(prior).__name__ == "TV":
+        return FiniteDifference().linear_part(weight=float(getattr(prior, "weight", 1.0)),
+                                              isotropic=bool(getattr(prior, "isotropic", True)))
+    return _identity_linear_part(prior)
+
+
+@dataclass(frozen=True)
+class PDHGState:
+    """State of :class:`PDHG`: primal ``x``, extrapolation ``x_bar``, dual ``p``."""
+
+    x: Tensor
+    x_bar: Tensor
+    p: Tensor
+    iteration: int = 0
+
+
+class PDHG(Algorithm):
+    """Primal–dual hybrid gradient (Chambolle–Pock, θ = 1) for ``f(x) + h(K x)``.
+
+    ``p⁺ = prox_{σ h*}(p + σ K x̄)``, ``x⁺ = prox_{τ f}(x − τ Kᵀ p⁺)``, ``x̄⁺ = 2x⁺ − x``.
+    Converges for convex ``f``, ``h`` when ``τ σ ‖K‖² < 1`` (Chambolle & Pock 2011, Thm 1).
+    For TV, ``K`` is the finite-difference gradient (``‖K‖² <= 8``) and ``prox_{σ h*}`` a
+    pointwise projection — no inner TV-prox iterations. See :func:`linear_part_of` for how
+    ``K`` is obtained from the prior.
+
+    Parameters
+    ----------
+    problem_or_fidelity : InverseProblem or DataFidelity
+        Needs ``fidelity.prox``.
+    prior : Prior
+        Convex prior (``TV``, anything with ``linear_part()``, or any prox via ``K = I``).
+    step : float, optional
+        Primal step ``τ``; default ``0.99/‖K‖`` (or ``0.99/(σ‖K‖²)`` when only ``dual_step`` is given).
+    dual_step : float, optional
+        Dual step ``σ``; default ``0.99/‖K‖`` (or ``0.99/(τ‖K‖²)`` when only ``step`` is given).
+    unsafe : bool
+        Run with ``τσ‖K‖² >= 1`` (the result is flagged).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from operators import Blur, kernels
+    >>> from operators.fidelity import L2Fidelity
+    >>> from priors.classical import TV
+    >>> A = Blur(kernels.gaussian(1.0))
+    >>> y = A(torch.rand(1, 1, 16, 16, dtype=torch.float64))
+    >>> PDHG(L2Fidelity(A, y), 0.01 * TV()).run(progress=False, max_iter=2000).converged
+    True
+    """
+
+    name: ClassVar[str] = "PDHG"
+    needs_fidelity_prox: ClassVar[bool] = True
+    supports_relaxation: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        problem_or_fidelity: Any,
+        prior: Any,
+        *,
+        step: float | None = None,
+        dual_step: float | None = None,
+        relaxation: float = 1.0,
+        unsafe: bool = False,
+    ) -> None:
+        self.linear = linear_part_of(_check_prior(prior))
+        if dual_step is not None:
+            if isinstance(dual_step, bool) or not isinstance(dual_step, (int, float)) or not (
+                math.isfinite(dual_step) and dual_step > 0
+            ):
+                raise ValueError(f"dual_step must be a finite positive number, got {dual_step!r}")
+        self._dual_given = None if dual_step is None else float(dual_step)
+        self.dual_step: float = 0.0
+        super().__init__(problem_or_fidelity, prior, step=step, relaxation=relaxation, unsafe=unsafe)
+
+    def _resolve_step(self, step: float | None) -> float:
+        n2 = self.linear.norm_sq
+        nK = math.sqrt(n2)
+        sigma = self._dual_given
+        if step is None and sigma is None:
+            step = sigma = 0.99 / nK
+        elif step is None:
+            step = 0.99 / (sigma * n2)
+        elif sigma is None:
+            sigma = 0.99 / (step * n2)
+        self.dual_step = float(sigma)
+        prod = step * self.dual_step * n2
+        if prod >= 1.0:
+            self._refuse(f"step: tau*sigma*‖K‖² = {step:g}*{self.dual_step:g}*{n2:g} = {prod:g} is not below the "
+                         f"PDHG convergence bound 1")
+        return step
+
+    def _report(self) -> AssumptionReport:
+        return check_assumptions("PDHG", self.fidelity, self.prior, step=self.step, dual_step=self.dual_step,
+                                 op_norm_sq=self.linear.norm_sq, L=self.L, unsafe=self.unsafe_used)
+
+    def parameters(self) -> dict[str, Any]:
+        return {**super().parameters(), "dual_step": self.dual_step, "K_norm_sq": self.linear.norm_sq,
+                "K": self.linear.description}
+
+    def init(self, x0: Tensor) -> PDHGState:
+        return PDHGState(x=x0, x_bar=x0, p=torch.zeros_like(self.linear.forward(x0)), iteration=0)
+
+    def update(self, state: PDHGState) -> PDHGState:
+        K = self.linear
+        with torch.no_grad():
+            p = K.prox_conj(state.p + self.dual_step * K.forward(state.x_bar), self.dual_step)
+        x = self._prox_f(state.x - self.step * K.adjoint(p), self.step)
+        return PDHGState(x=x, x_bar=2.0 * x - state.x, p=p, iteration=state.iteration + 1)

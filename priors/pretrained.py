@@ -1,0 +1,163 @@
+"""Loading learned denoisers from model files, shipped weights, and ``stablepnp certify``.
+
+Every load uses ``torch.load(weights_only=True)`` and re-computes the rigorous part of the
+certificate from the weights; a stored certificate that no longer matches its weights is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .averaged import AveragedResNet
+from .training import MODEL_FORMAT, _certificate_dict, build_model
+
+__all__ = ["load_checkpoint", "load_pretrained", "pretrained_names", "certify_main", "WEIGHTS_DIR"]
+
+#: folder of the shipped model files (``<name>.pt`` with ``<name>.yaml`` and ``<name>.log.jsonl``).
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+
+
+def pretrained_names() -> list[str]:
+    """Names accepted by :func:`load_pretrained`."""
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt"))
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"model file '{path}' does not exist")
+    try:
+        rec = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(
+            f"model file '{path}' could not be loaded ({type(exc).__name__}); it is truncated or not a stable-pnp model"
+        ) from None
+    if not isinstance(rec, dict) or rec.get("format") not in (MODEL_FORMAT, "stable-pnp-train/1"):
+        raise ValueError(f"'{path}' is not a stable-pnp model file (no '{MODEL_FORMAT}' header)")
+    return rec
+
+
+def _same(a: float | None, b: float | None, rtol: float = 1e-6) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(float(a), float(b), rel_tol=rtol, abs_tol=1e-12)
+
+
+def load_checkpoint(
+    path: str | Path, *, in_channels: int | None = None, verify: bool = True
+) -> torch.nn.Module:
+    """Load a denoiser from a model file (``model.pt``) or a training checkpoint.
+
+    Parameters
+    ----------
+    path : str or Path
+        File written by ``stablepnp train``.
+    in_channels : int, optional
+        Refuse a model trained for another number of image channels.
+    verify : bool
+        Recompute the certificate's rigorous bound and refuse the file when it differs from the
+        stored one (weights edited after certification, or a corrupted file).
+
+    Returns
+    -------
+    torch.nn.Module
+        The denoiser in eval mode, with ``stored_certificate`` (dict) and ``training_info`` attributes.
+    """
+    p = Path(path)
+    rec = _read(p)
+    try:
+        model = build_model(rec["arch"], rec["model_config"])
+        model.load_state_dict(rec["state_dict"])
+    except (KeyError, RuntimeError) as exc:
+        raise ValueError(f"model file '{p}' does not match its architecture: {str(exc).splitlines()[0]}") from None
+    channels = model.config.in_channels
+    if in_channels is not None and channels != in_channels:
+        raise ValueError(
+            f"model '{p}' was trained for {channels}-channel images, but {in_channels}-channel images were given; "
+            f"use a {'grey' if in_channels == 1 else 'colour'} model or convert the image"
+        )
+    model.eval()
+    stored = rec.get("certificate")
+    if verify:
+        fresh = _certificate_dict(model)
+        if not isinstance(stored, dict) or not (
+            _same(stored.get("lipschitz"), fresh["lipschitz"]) and _same(stored.get("alpha"), fresh["alpha"])
+        ):
+            raise ValueError(
+                f"the certificate stored in '{p}' does not match its weights (stored "
+                f"{None if not isinstance(stored, dict) else stored.get('lipschitz')}, recomputed {fresh['lipschitz']:.6g}); "
+                "the file was modified after training — re-run `stablepnp certify` on a trusted copy"
+            )
+    model.stored_certificate = stored
+    model.training_info = rec.get("training", {})
+    return model
+
+
+def load_pretrained(name: str = "averaged_gray", *, verify: bool = True) -> torch.nn.Module:
+    """Load a shipped denoiser by name (offline; see :func:`pretrained_names`).
+
+    Examples
+    --------
+    >>> from priors.pretrained import load_pretrained, pretrained_names
+    >>> "averaged_gray" in pretrained_names()  # doctest: +SKIP
+    True
+    """
+    names = pretrained_names()
+    if name not in names:
+        raise ValueError(f"no shipped model named {name!r}; available: {', '.join(names) or 'none'}")
+    return load_checkpoint(WEIGHTS_DIR / f"{name}.pt", verify=verify)
+
+
+def certify_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``stablepnp certify PATH.pt [--json FILE]``."""
+    parser = argparse.ArgumentParser(prog="stablepnp certify", description="Print the certificate of a learned denoiser.")
+    parser.add_argument("path", help="model file (.pt) or shipped model name")
+    parser.add_argument("--json", metavar="FILE", help="write the certificate as JSON")
+    parser.add_argument("--no-adversarial", action="store_true", help="skip the adversarial search")
+    args = parser.parse_args(argv)
+    try:
+        p = Path(args.path)
+        model = load_checkpoint(p) if p.suffix == ".pt" or p.exists() else load_pretrained(args.path)
+        t0 = time.perf_counter()
+        if isinstance(model, AveragedResNet):
+            cert = model.certificate(adversarial=not args.no_adversarial)
+        else:
+            from .certify import empirical_lipschitz
+
+            cert = model.certificate()
+            if not args.no_adversarial:
+                emp = empirical_lipschitz(model, sigmas=tuple(model.config.sigma_range),
+                                          shape=(2, model.config.in_channels, 32, 32))
+                from dataclasses import replace
+
+                cert = replace(cert, empirical=emp["max"])
+        seconds = time.perf_counter() - t0
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"stablepnp: error: {exc}", file=sys.stderr)
+        return 2
+    rows = [
+        ("model", str(args.path)),
+        ("Lipschitz bound", f"{cert.lipschitz:.6f}"),
+        ("averagedness alpha", "none (not averaged)" if cert.alpha is None else f"{cert.alpha:.6f}"),
+        ("empirical max (adversarial)", "skipped" if cert.empirical is None else f"{cert.empirical:.6f}"),
+        ("method", cert.method),
+        ("seconds", f"{seconds:.2f}"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for k, v in rows:
+        print(f"{k.ljust(width)}  {v}")
+    if cert.empirical is not None and cert.empirical > cert.lipschitz * (1 + 1e-6):
+        print("stablepnp: error: the adversarial search exceeded the certified bound — the certificate is wrong", file=sys.stderr)
+        return 1
+    if args.json:
+        record: dict[str, Any] = cert.to_dict()
+        record["seconds"] = seconds
+        Path(args.json).write_text(json.dumps(record, indent=2, default=float))
+    return 0

@@ -1,0 +1,489 @@
+"""Training of learned denoisers: ``stablepnp train CONFIG.yaml [--resume]``.
+
+One code path trains the averaged network, the same network with the constraint switched off,
+and the unconstrained DnCNN baseline, so the price of the guarantee is measured.  Runs on CUDA
+when available, on CPU otherwise, and under ``torchrun --nproc_per_node=N`` with
+DistributedDataParallel (gloo on CPU, nccl on GPU).  A checkpoint (weights, optimizer,
+scheduler, RNG and sampler states, config, certificate, data description) is written every
+``checkpoint.every`` steps and when SIGINT/SIGTERM arrives; ``--resume`` continues exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import yaml
+
+from ._config import parse_number
+from .averaged import AveragedResNet, AveragedResNetConfig
+from .baselines import DnCNN, DnCNNConfig
+from .data import VALIDATION_IMAGE, PatchSampler, folder_images, training_photos
+
+__all__ = ["TrainConfig", "build_model", "train", "main", "save_model_file", "MODEL_FORMAT"]
+
+MODEL_FORMAT = "stable-pnp-denoiser/1"
+ARCHS = ("averaged", "dncnn")
+
+
+def _strict(section: str, d: Any, valid: set[str]) -> dict:
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise ValueError(f"training config section '{section}' must be a mapping, got {type(d).__name__}")
+    unknown = sorted(set(d) - valid)
+    if unknown:
+        raise ValueError(
+            f"unknown key '{unknown[0]}' in training config section '{section}'; valid keys: {', '.join(sorted(valid))}"
+        )
+    return d
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    patch_size: int = 40
+    batch_size: int = 16
+    dead_leaves_fraction: float = 0.5
+    photos: bool = True
+    folders: tuple[str, ...] = ()
+    pool_size: int = 64
+    refresh_every: int = 1000
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    sigma_min: float = 5 / 255
+    sigma_max: float = 55 / 255
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = "adam"
+    lr: float = 1e-3
+    schedule: str = "cosine"  # cosine | step | none
+    steps: int = 10000
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    milestones: tuple[int, ...] = ()
+    grad_clip: float = 0.0
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    every: int = 500
+    size: int = 128
+    sigmas: tuple[float, ...] = (15 / 255, 25 / 255, 50 / 255)
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    dir: str = "runs/train"
+    every: int = 250
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Strictly validated training configuration (see ``priors/configs/*.yaml``)."""
+
+    arch: str = "averaged"
+    model: dict = field(default_factory=dict)
+    data: DataConfig = DataConfig()
+    noise: NoiseConfig = NoiseConfig()
+    optim: OptimConfig = OptimConfig()
+    validation: ValidationConfig = ValidationConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> "TrainConfig":
+        top = _strict("top level", raw, {f.name for f in fields(cls)})
+        arch = top.get("arch", "averaged")
+        if arch not in ARCHS:
+            raise ValueError(f"arch {arch!r} unknown in training config; valid: {', '.join(ARCHS)}")
+        model = dict(top.get("model") or {})
+        model_cfg_cls = AveragedResNetConfig if arch == "averaged" else DnCNNConfig
+        model_cfg_cls.from_dict(model)  # validates keys and values now, not at step 0
+
+        def sub(name: str, klass: type) -> Any:
+            d = _strict(name, top.get(name), {f.name for f in fields(klass)})
+            out = {}
+            for f in fields(klass):
+                if f.name not in d:
+                    continue
+                v = d[f.name]
+                default = getattr(klass(), f.name)
+                if isinstance(default, bool):
+                    if not isinstance(v, bool):
+                        raise ValueError(f"{name}.{f.name} must be true or false, got {v!r}")
+                elif isinstance(default, int):
+                    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                        raise ValueError(f"{name}.{f.name} must be a non-negative integer, got {v!r}")
+                elif isinstance(default, float):
+                    v = parse_number(v, f"{name}.{f.name}")
+                elif isinstance(default, tuple):
+                    if not isinstance(v, (list, tuple)):
+                        raise ValueError(f"{name}.{f.name} must be a list, got {v!r}")
+                    v = tuple(parse_number(x, f"{name}.{f.name}") if f.name != "folders" else str(x) for x in v)
+                    if f.name == "milestones":
+                        v = tuple(int(x) for x in v)
+                elif isinstance(default, str) and not isinstance(v, str):
+                    raise ValueError(f"{name}.{f.name} must be a string, got {v!r}")
+                out[f.name] = v
+            return klass(**out)
+
+        cfg = cls(
+            arch=arch,
+            model=model,
+            data=sub("data", DataConfig),
+            noise=sub("noise", NoiseConfig),
+            optim=sub("optim", OptimConfig),
+            validation=sub("validation", ValidationConfig),
+            checkpoint=sub("checkpoint", CheckpointConfig),
+            seed=int(top.get("seed", 0)),
+            device=str(top.get("device", "auto")),
+            threads=int(top.get("threads", 0)),
+        )
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        if self.optim.name not in ("adam", "sgd"):
+            raise ValueError(f"optim.name {self.optim.name!r} unknown; valid: adam, sgd")
+        if self.optim.schedule not in ("cosine", "step", "none"):
+            raise ValueError(f"optim.schedule {self.optim.schedule!r} unknown; valid: cosine, step, none")
+        if not self.optim.lr > 0:
+            raise ValueError(f"optim.lr must be > 0, got {self.optim.lr}")
+        if self.optim.steps < 1:
+            raise ValueError("optim.steps must be >= 1")
+        if not 0 <= self.noise.sigma_min <= self.noise.sigma_max:
+            raise ValueError(
+                f"noise.sigma_min ({self.noise.sigma_min}) and noise.sigma_max ({self.noise.sigma_max}) must satisfy 0 <= min <= max"
+            )
+        if not 0 <= self.data.dead_leaves_fraction <= 1:
+            raise ValueError(f"data.dead_leaves_fraction must lie in [0, 1], got {self.data.dead_leaves_fraction}")
+        if self.data.patch_size < 8 or self.data.batch_size < 1:
+            raise ValueError("data.patch_size must be >= 8 and data.batch_size >= 1")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device {self.device!r} unknown; valid: auto, cpu, cuda")
+        if self.checkpoint.every < 1 or self.validation.every < 1:
+            raise ValueError("checkpoint.every and validation.every must be >= 1")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"training config '{path}' does not exist")
+        try:
+            raw = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ValueError(f"training config '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from None
+        return cls.from_dict(raw)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("data", "optim", "validation", "noise"):
+            for kk, vv in d[k].items():
+                if isinstance(vv, tuple):
+                    d[k][kk] = list(vv)
+        return d
+
+
+def build_model(arch: str, model_config: dict) -> torch.nn.Module:
+    """Instantiate a denoiser from its architecture name and config dict."""
+    if arch == "averaged":
+        return AveragedResNet(AveragedResNetConfig.from_dict(model_config))
+    if arch == "dncnn":
+        return DnCNN(DnCNNConfig.from_dict(model_config))
+    raise ValueError(f"arch {arch!r} unknown; valid: {', '.join(ARCHS)}")
+
+
+def _model_config_dict(model: torch.nn.Module) -> dict:
+    return model.config.to_dict()
+
+
+def _certificate_dict(model: torch.nn.Module) -> dict:
+    with torch.no_grad():
+        if isinstance(model, AveragedResNet):
+            cert = model.certificate(adversarial=False)
+        else:
+            cert = model.certificate()
+    d = cert.to_dict()
+    return json.loads(json.dumps(d, default=float))  # plain types only (weights_only loading)
+
+
+def save_model_file(model: torch.nn.Module, path: str | Path, *, arch: str, training: dict | None = None) -> dict:
+    """Write a self-describing model file: weights, config, certificate, training summary."""
+    core = model.module if hasattr(model, "module") else model
+    record = {
+        "format": MODEL_FORMAT,
+        "arch": arch,
+        "model_config": _model_config_dict(core),
+        "state_dict": {k: v.detach().cpu() for k, v in core.state_dict().items()},
+        "certificate": _certificate_dict(core),
+        "training": training or {},
+    }
+    _atomic_save(record, Path(path))
+    return record
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class _Stop:
+    """SIGINT/SIGTERM set a flag; the loop checkpoints after the current step and exits."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Stop":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not in the main thread
+                pass
+        return self
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _lr_lambda(cfg: OptimConfig):
+    if cfg.schedule == "cosine":
+        return lambda step: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps))
+    if cfg.schedule == "step":
+        ms = sorted(cfg.milestones)
+        return lambda step: 0.5 ** sum(step >= m for m in ms)
+    return lambda step: 1.0
+
+
+@torch.no_grad()
+def _validate(model, val_img: torch.Tensor, sigmas, seed: int) -> dict[str, float]:
+    from problems.metrics import psnr
+
+    was = model.training
+    model.eval()
+    out = {}
+    gen = torch.Generator().manual_seed(seed)
+    for s in sigmas:
+        noisy = val_img + s * torch.randn(val_img.shape, generator=gen).to(val_img)
+        out[f"{round(s * 255)}"] = float(psnr(model(noisy, s), val_img)[0])
+    model.train(was)
+    return out
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_steps: int | None = None) -> dict:
+    """Train (or resume) according to ``cfg``; returns a summary dict.
+
+    ``max_steps`` stops early after that many *new* steps (used by tests of resumption).
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = torch.device("cuda" if (cfg.device in ("auto", "cuda") and torch.cuda.is_available()) else "cpu")
+    if cfg.device == "cuda" and device.type != "cuda":
+        raise ValueError("device: cuda requested but no GPU is available; use device: auto or cpu")
+    distributed = world > 1
+    if distributed:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    out_dir = Path(cfg.checkpoint.dir)
+    ckpt_path = out_dir / "checkpoint.pt"
+    model = build_model(cfg.arch, cfg.model).to(device)
+    channels = model.config.in_channels
+    gray = channels == 1
+    photos = training_photos(gray=gray) if cfg.data.photos else []
+    for folder in cfg.data.folders:
+        photos += folder_images(folder, gray=gray)
+    sampler = PatchSampler(
+        photos,
+        patch_size=cfg.data.patch_size,
+        batch_size=cfg.data.batch_size,
+        dead_leaves_fraction=cfg.data.dead_leaves_fraction,
+        pool_size=cfg.data.pool_size,
+        refresh_every=cfg.data.refresh_every,
+        seed=cfg.seed + 1000 * rank,
+        channels=channels,
+    )
+    noise_gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank + 1)
+    if cfg.optim.name == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+                              weight_decay=cfg.optim.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.optim))
+    step, log = 0, []
+    if resume and ckpt_path.is_file():
+        state = load_training_checkpoint(ckpt_path)
+        if state["config"] != json.loads(json.dumps(cfg.to_dict())):
+            raise ValueError(f"--resume: the config differs from the one stored in '{ckpt_path}'; use the same config or a new checkpoint.dir")
+        model.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        if len(state["ranks"]) != world:
+            raise ValueError(f"--resume: checkpoint '{ckpt_path}' was written by {len(state['ranks'])} process(es), this run has {world}")
+        sampler.load_state_dict(state["ranks"][rank]["sampler"])
+        noise_gen.set_state(state["ranks"][rank]["noise_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        step, log = int(state["step"]), list(state["log"])
+    elif resume and rank == 0:
+        print(f"stablepnp train: no checkpoint in '{out_dir}', starting from step 0", file=sys.stderr)
+    net = model
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    from problems.images import load_image
+
+    val_img = load_image(VALIDATION_IMAGE, size=cfg.validation.size, gray=gray).to(device)
+    description = {"sampler": sampler.describe(), "validation_image": VALIDATION_IMAGE,
+                   "noise": asdict(cfg.noise), "world_size": world, "device": device.type}
+
+    def checkpoint() -> None:
+        mine = {"sampler": sampler.state_dict(), "noise_rng": noise_gen.get_state()}
+        per_rank = [mine]
+        if distributed:  # every rank's data stream is saved, so resumption is exact on all ranks
+            per_rank = [None] * world
+            torch.distributed.all_gather_object(per_rank, mine)
+        if rank != 0:
+            return
+        state = {
+            "format": "stable-pnp-train/1",
+            "arch": cfg.arch,
+            "model_config": _model_config_dict(model),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "ranks": per_rank,
+            "torch_rng": torch.get_rng_state(),
+            "step": step,
+            "log": log,
+            "config": json.loads(json.dumps(cfg.to_dict())),
+            "certificate": _certificate_dict(model),
+            "data": description,
+        }
+        _atomic_save(state, ckpt_path)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=cfg.optim.steps, initial=step, disable=not progress or rank != 0, desc=f"train {cfg.arch}")
+    target = cfg.optim.steps if max_steps is None else min(cfg.optim.steps, step + max_steps)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    net.train()
+    t_last = time.perf_counter()
+    with _Stop() as stop:
+        while step < target:
+            clean = sampler.sample().to(device)
+            lo, hi = cfg.noise.sigma_min, cfg.noise.sigma_max
+            sig = lo + (hi - lo) * torch.rand(clean.shape[0], generator=noise_gen)
+            noisy = clean + sig[:, None, None, None] * torch.randn(clean.shape, generator=noise_gen)
+            sig, noisy = sig.to(device), noisy.to(device)
+            loss = F.mse_loss(net(noisy, sig), clean)
+            if not torch.isfinite(loss):
+                checkpoint()
+                raise FloatingPointError(f"training loss became {float(loss)} at step {step}; last good checkpoint kept in '{ckpt_path}'")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.optim.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            now = time.perf_counter()
+            lv = float(loss.detach())
+            entry = {"step": step, "loss": lv, "psnr": -10 * math.log10(max(lv, 1e-12)),
+                     "lr": sched.get_last_lr()[0], "seconds": now - t_last}
+            t_last = now
+            if step % cfg.validation.every == 0 or step == cfg.optim.steps:
+                if rank == 0:
+                    entry["val_psnr"] = _validate(model, val_img, cfg.validation.sigmas, cfg.seed)
+            log.append(entry)
+            bar.update(1)
+            bar.set_postfix(loss=f"{entry['loss']:.2e}", psnr=f"{entry['psnr']:.2f}",
+                            **({"val25": entry["val_psnr"].get("25")} if "val_psnr" in entry else {}))
+            stop_now = stop.requested
+            if distributed:
+                flag = torch.tensor([float(stop_now)], device=device)
+                torch.distributed.all_reduce(flag)
+                stop_now = bool(flag.item() > 0)
+            if step % cfg.checkpoint.every == 0 or stop_now or step == target:
+                checkpoint()
+            if stop_now:
+                break
+    bar.close()
+    summary = {"step": step, "finished": step >= cfg.optim.steps, "checkpoint": str(ckpt_path),
+               "interrupted": stop.requested}
+    if rank == 0 and step >= cfg.optim.steps:
+        vals = [e["val_psnr"] for e in log if "val_psnr" in e]
+        training = {"config": json.loads(json.dumps(cfg.to_dict())), "steps": step, "data": description,
+                    "final_val_psnr": vals[-1] if vals else None,
+                    "seconds": sum(e["seconds"] for e in log)}
+        save_model_file(model, out_dir / "model.pt", arch=cfg.arch, training=training)
+        with open(out_dir / "train_log.jsonl", "w") as fh:
+            for e in log:
+                fh.write(json.dumps(e) + "\n")
+        summary["model"] = str(out_dir / "model.pt")
+    if distributed:
+        torch.distributed.barrier()
+    return summary
+
+
+def load_training_checkpoint(path: str | Path) -> dict:
+    p = Path(path)
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated / not a torch file
+        raise ValueError(f"checkpoint '{path}' could not be loaded ({type(exc).__name__}); it may be truncated or not a stable-pnp file") from None
+    if not isinstance(state, dict) or state.get("format") != "stable-pnp-train/1":
+        raise ValueError(f"'{path}' is not a stable-pnp training checkpoint")
+    return state
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``stablepnp train CONFIG.yaml [--resume]``."""
+    parser = argparse.ArgumentParser(prog="stablepnp train", description="Train a denoiser (averaged network or baseline).")
+    parser.add_argument("config", help="training config YAML (see priors/configs/)")
+    parser.add_argument("--resume", action="store_true", help="continue from checkpoint.dir/checkpoint.pt")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        cfg = TrainConfig.from_yaml(args.config)
+        summary = train(cfg, resume=args.resume, progress=not args.quiet)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"stablepnp: error: {exc}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary))
+    return 130 if summary.get("interrupted") else 0
