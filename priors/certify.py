@@ -110,6 +110,7 @@ def _jacobian_power(model, x: torch.Tensor, sigma: float, iters: int, gen: torch
         _, jv = torch.func.jvp(f, (x,), (v,))
         _, vjp = torch.func.vjp(f, x)
         (w,) = vjp(jv)
+        w = w.detach()
         est = float(w.norm())
         v = w / max(est, 1e-30)
     return math.sqrt(est)
@@ -158,7 +159,7 @@ def empirical_lipschitz(
             for _ in range(ascent_steps):
                 num = (model(x + d, sigma) - model(x, sigma)).flatten(1).norm(dim=1)
                 ratio = num / d.flatten(1).norm(dim=1).clamp_min(1e-12)
-                best_pair = max(best_pair, float(ratio.max()))
+                best_pair = max(best_pair, float(ratio.detach().max()))
                 opt.zero_grad()
                 (-ratio.sum()).backward()
                 opt.step()

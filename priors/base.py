@@ -1,0 +1,234 @@
+"""Base classes for priors: a regularisation functional ``weight * g`` and its certificate.
+
+A :class:`Prior` is a functional ``weight * g`` on images of shape (B, C, H, W). It exposes
+``value`` (one number per batch element), ``prox`` and a set of declared properties that the
+algorithms in :mod:`pnp` read before running (convexity, whether the value is available,
+whether the prox is exact) together with a :class:`Certificate` of the prox map.
+
+The prox convention used throughout the package is
+
+.. math:: \\operatorname{prox}_{\\tau w g}(v) = \\arg\\min_x \\tfrac12\\|x - v\\|^2 + \\tau\\, w\\, g(x),
+
+where ``w`` is :attr:`Prior.weight`. For a proper convex lower semicontinuous ``g`` this map is
+firmly nonexpansive, i.e. 1/2-averaged and 1-Lipschitz (Bauschke & Combettes, *Convex Analysis
+and Monotone Operator Theory*, 2nd ed., Prop. 12.28), which is what :meth:`Prior.certificate`
+reports by default for convex priors with an exact prox.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor
+
+__all__ = ["Certificate", "Prior", "firmly_nonexpansive_certificate"]
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """Certified properties of a (denoising or proximal) map ``D``.
+
+    Parameters
+    ----------
+    lipschitz : float
+        Certified upper bound of the l2 Lipschitz constant of ``D`` in ``x``.
+    alpha : float or None
+        Averagedness constant in (0, 1]: ``D = (1 - alpha) I + alpha N`` with ``N``
+        nonexpansive. ``1.0`` means merely nonexpansive, ``0.5`` firmly nonexpansive,
+        ``None`` means not averaged or unknown.
+    method : str
+        One line saying how the certificate was obtained.
+    empirical : float or None
+        Adversarial (lower) estimate of ``Lip(D)``, when computed.
+    seconds : float
+        Time spent producing the certificate.
+    details : Mapping[str, Any]
+        Free-form extra information (tolerances, sizes, ...).
+
+    Examples
+    --------
+    >>> c = Certificate(lipschitz=1.0, alpha=0.5, method="prox of a convex function")
+    >>> c.to_dict()["alpha"]
+    0.5
+    """
+
+    lipschitz: float
+    alpha: float | None
+    method: str
+    empirical: float | None = None
+    seconds: float = 0.0
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        lip = float(self.lipschitz)
+        if math.isnan(lip) or lip < 0:
+            raise ValueError(f"Certificate.lipschitz must be a float >= 0, got {self.lipschitz!r}")
+        object.__setattr__(self, "lipschitz", lip)
+        if self.alpha is not None:
+            alpha = float(self.alpha)
+            if not 0.0 < alpha <= 1.0:
+                raise ValueError(f"Certificate.alpha must lie in (0, 1] or be None, got {self.alpha!r}")
+            object.__setattr__(self, "alpha", alpha)
+        if self.empirical is not None:
+            object.__setattr__(self, "empirical", float(self.empirical))
+
+    def to_dict(self) -> dict:
+        """Return a plain (JSON-serialisable when ``details`` is) dictionary."""
+        d = asdict(self)
+        d["details"] = dict(self.details)
+        return d
+
+
+def firmly_nonexpansive_certificate(method: str, **details: Any) -> Certificate:
+    """Certificate of the prox of a proper convex lsc function: 1-Lipschitz and 1/2-averaged.
+
+    Source: Bauschke & Combettes (2nd ed.), Prop. 12.28 (proximity operators are firmly
+    nonexpansive).
+    """
+    return Certificate(lipschitz=1.0, alpha=0.5, method=method, details=dict(details))
+
+
+class Prior:
+    """A regularisation functional ``weight * g``.
+
+    Subclasses implement :meth:`_value` (``g`` per batch element, without the weight) and
+    :meth:`_prox` (``argmin_x ½‖x − v‖² + t g(x)`` for a scalar ``t``); the public
+    :meth:`value` and :meth:`prox` apply :attr:`weight`. Multiplying by a nonnegative scalar
+    returns a copy with the weight scaled, so ``0.1 * TV()`` is the functional ``0.1 TV``.
+
+    Attributes
+    ----------
+    name : str
+        Short identifier (used by the CLI and in reports).
+    convex : bool
+        ``g`` is proper, convex and lower semicontinuous.
+    has_value : bool
+        :meth:`value` is available.
+    exact_prox : bool
+        :meth:`prox` is computed in closed form (``False`` for iterative proxes that stop at
+        a tolerance).
+    weight : float
+        Nonnegative scaling of ``g``.
+
+    Examples
+    --------
+    >>> from priors.classical import NonNegative
+    >>> p = 2.0 * NonNegative()
+    >>> p.weight
+    2.0
+    """
+
+    name: str = "prior"
+    convex: bool = True
+    has_value: bool = True
+    exact_prox: bool = True
+
+    def __init__(self, *, weight: float = 1.0) -> None:
+        self.weight = _check_weight(weight)
+
+    # ------------------------------------------------------------------ algebra
+    def __mul__(self, c: float) -> "Prior":
+        if isinstance(c, bool) or not isinstance(c, (int, float)):
+            return NotImplemented
+        new = copy.copy(self)
+        new.weight = _check_weight(self.weight * float(c))
+        return new
+
+    __rmul__ = __mul__
+
+    # ------------------------------------------------------------------ public API
+    def value(self, x: Tensor) -> Tensor:
+        """Return ``weight * g(x)`` per batch element, shape (B,).
+
+        Raises
+        ------
+        NotImplementedError
+            When the prior has no value (``has_value`` is False).
+        """
+        if not self.has_value:
+            raise NotImplementedError(f"{type(self).__name__} has no value (has_value=False); use prox only")
+        _check_image(x, "x")
+        g = self._value(x)
+        if self.weight == 1.0:
+            return g
+        # keep inf (indicators) as inf even when weight is 0: 0 * inf would be nan
+        return torch.where(torch.isinf(g), g, self.weight * g)
+
+    def prox(self, v: Tensor, tau: float) -> Tensor:
+        """Return ``argmin_x ½‖x − v‖² + tau * weight * g(x)``.
+
+        Parameters
+        ----------
+        v : Tensor
+            Point of shape (B, C, H, W).
+        tau : float
+            Nonnegative step.
+        """
+        _check_image(v, "v")
+        tau = _check_tau(tau)
+        return self._prox(v, tau * self.weight)
+
+    def certificate(self) -> Certificate | None:
+        """Certificate of the prox map ``v -> prox(v, tau)`` (any ``tau``).
+
+        Convex priors with a prox get the firm-nonexpansiveness certificate
+        (Lipschitz 1, alpha 1/2); iterative proxes say in ``method`` that the map is
+        computed to a tolerance. Nonconvex priors return None.
+        """
+        if not self.convex:
+            return None
+        if self.exact_prox:
+            return firmly_nonexpansive_certificate(
+                f"prox of the convex function {self.name} (closed form): firmly nonexpansive, "
+                "Bauschke-Combettes Prop. 12.28"
+            )
+        tol = getattr(self, "tol", None)
+        return firmly_nonexpansive_certificate(
+            f"prox of the convex function {self.name}, computed iteratively to tolerance tol={tol:g}: "
+            "the exact prox is firmly nonexpansive (Bauschke-Combettes Prop. 12.28), the computed map up to tol",
+            tol=tol,
+        )
+
+    # ------------------------------------------------------------------ to override
+    def _value(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _prox(self, v: Tensor, t: float) -> Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(weight={self.weight:g})"
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_weight(weight: float) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+        raise TypeError(f"weight must be a float, got {type(weight).__name__}")
+    w = float(weight)
+    if not math.isfinite(w) or w < 0:
+        raise ValueError(f"weight must be finite and >= 0, got {weight!r}")
+    return w
+
+
+def _check_tau(tau: float) -> float:
+    if isinstance(tau, Tensor):
+        if tau.numel() != 1:
+            raise ValueError("tau must be a scalar; pass a float step")
+        tau = float(tau)
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)):
+        raise TypeError(f"tau must be a float, got {type(tau).__name__}")
+    t = float(tau)
+    if not math.isfinite(t) or t < 0:
+        raise ValueError(f"tau must be finite and >= 0, got {tau!r}")
+    return t
+
+
+def _check_image(x: Tensor, name: str) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}")

@@ -1,0 +1,113 @@
+"""A Plug-and-Play prior: any denoiser ``D(x, sigma)`` used in place of a proximal step.
+
+Relation between step, weight and denoiser strength. For a prior density ``∝ exp(−g)`` and
+Gaussian noise of standard deviation ``σ``, the MAP denoiser is
+``argmin_x ‖x − y‖² / (2σ²) + g(x) = prox_{σ² g}(y)``. A proximal algorithm asks for
+``prox_{τ λ g}(v)`` (step ``τ``, weight ``λ``), so the denoiser is called at
+
+    σ = sqrt(τ λ)        (equivalently  λ = σ² / τ).
+
+With a learned or classical denoiser ``g`` is implicit (and need not exist); the relation
+only fixes how the step size and the regularisation weight set the denoising strength.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch import Tensor
+
+from .base import Certificate, Prior, _check_image, _check_tau
+
+__all__ = ["DenoiserPrior"]
+
+
+def _positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    v = float(value)
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return v
+
+
+class DenoiserPrior(Prior):
+    """Prior whose prox is a denoiser: ``prox(v, tau) = D(v, σ_eff)``.
+
+    Exactly one of ``sigma`` and ``lam`` is given:
+
+    * ``lam``: the denoiser strength follows the step, ``σ_eff = sqrt(tau · weight · lam)``.
+    * ``sigma``: the denoiser runs at the fixed level ``σ_eff = sqrt(weight) · sigma``; the
+      implied regularisation weight ``weight · sigma² / tau`` is reported by
+      :meth:`implied_lam`.
+
+    ``weight`` (set by ``c * prior``) scales the implicit functional, hence ``σ²``. The prior
+    is treated as nonconvex, without a value and without an exact prox; its guarantee is the
+    denoiser's :class:`~priors.base.Certificate` when it has one, otherwise none.
+
+    Parameters
+    ----------
+    denoiser : callable
+        A :class:`deepinv.models.Denoiser` (or any module) called as ``denoiser(x, sigma)``;
+        may provide ``certificate() -> Certificate | None``.
+    sigma : float, optional
+        Fixed noise level (> 0) on the [0, 1] intensity scale.
+    lam : float, optional
+        Regularisation weight (> 0) of the implicit functional.
+
+    Examples
+    --------
+    >>> from priors.denoisers import TVDenoiser
+    >>> prior = DenoiserPrior(TVDenoiser(), lam=0.01)
+    >>> prior.sigma_eff(1.0)
+    0.1
+    """
+
+    convex = False
+    has_value = False
+    exact_prox = False
+
+    def __init__(self, denoiser: Any, *, sigma: float | None = None, lam: float | None = None) -> None:
+        super().__init__()
+        if not callable(denoiser):
+            raise TypeError(f"denoiser must be callable as denoiser(x, sigma), got {type(denoiser).__name__}")
+        if (sigma is None) == (lam is None):
+            raise ValueError("give exactly one of sigma (fixed noise level) or lam (weight, sigma = sqrt(tau*lam))")
+        self.denoiser = denoiser
+        self.sigma = None if sigma is None else _positive("sigma", sigma)
+        self.lam = None if lam is None else _positive("lam", lam)
+        self.name = f"pnp-{type(denoiser).__name__}"
+
+    def sigma_eff(self, tau: float) -> float:
+        """Noise level handed to the denoiser for step ``tau``."""
+        tau = _check_tau(tau)
+        if self.lam is not None:
+            return math.sqrt(tau * self.weight * self.lam)
+        return math.sqrt(self.weight) * self.sigma
+
+    def implied_lam(self, tau: float) -> float:
+        """Regularisation weight implied by the relation ``λ = σ_eff² / tau`` for step ``tau`` (> 0)."""
+        tau = _positive("tau", tau)
+        if self.lam is not None:
+            return self.weight * self.lam
+        return self.weight * self.sigma**2 / tau
+
+    def prox(self, v: Tensor, tau: float) -> Tensor:
+        """Denoise ``v`` at ``σ_eff(tau)``: the PnP replacement of ``prox_{tau·λ·g}``."""
+        _check_image(v, "v")
+        return self.denoiser(v, self.sigma_eff(tau))
+
+    def value(self, x: Tensor) -> Tensor:
+        raise NotImplementedError(f"{self.name} has no value (a denoiser defines no explicit functional)")
+
+    def certificate(self) -> Certificate | None:
+        """The denoiser's certificate when it provides one, else None (no guarantee)."""
+        cert_fn = getattr(self.denoiser, "certificate", None)
+        if cert_fn is None or not callable(cert_fn):
+            return None
+        return cert_fn()
+
+    def __repr__(self) -> str:
+        mode = f"lam={self.lam:g}" if self.lam is not None else f"sigma={self.sigma:g}"
+        return f"DenoiserPrior({type(self.denoiser).__name__}, {mode}, weight={self.weight:g})"

@@ -1,0 +1,161 @@
+"""Training: strict configs, exact resumption, signal checkpoints, DDP on 2 CPU processes, model files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from priors.pretrained import certify_main, load_checkpoint
+from priors.training import TrainConfig, load_training_checkpoint, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(tmp_path: Path, **over) -> dict:
+    d = {
+        "arch": "averaged",
+        "model": {"width": 4, "depth": 2},
+        "data": {"patch_size": 16, "batch_size": 2, "dead_leaves_fraction": 1.0, "photos": False,
+                 "pool_size": 2, "refresh_every": 1000},
+        "noise": {"sigma_min": "5/255", "sigma_max": "55/255"},
+        "optim": {"name": "adam", "lr": 1e-3, "steps": 6},
+        "validation": {"every": 3, "size": 32},
+        "checkpoint": {"dir": str(tmp_path / "run"), "every": 2},
+        "seed": 0,
+        "threads": 1,
+    }
+    for k, v in over.items():
+        d[k] = {**d[k], **v} if isinstance(v, dict) and isinstance(d.get(k), dict) else v
+    return d
+
+
+def test_training_writes_model_file_with_certificate(tmp_path):
+    summary = train(TrainConfig.from_dict(tiny(tmp_path)), progress=False)
+    assert summary["finished"] and Path(summary["model"]).is_file()
+    model = load_checkpoint(summary["model"])
+    cert = model.stored_certificate
+    assert cert["lipschitz"] <= 1.0 and 0 < cert["alpha"] < 1
+    log = [json.loads(l) for l in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 6 and "val_psnr" in log[2]
+
+
+def test_resume_continues_exactly(tmp_path):
+    full = train(TrainConfig.from_dict(tiny(tmp_path / "a")), progress=False)
+    part = TrainConfig.from_dict(tiny(tmp_path / "b"))
+    train(part, progress=False, max_steps=3)  # killed after 3 steps (checkpoint every 2 and at stop)
+    assert load_training_checkpoint(tmp_path / "b" / "run" / "checkpoint.pt")["step"] == 3
+    train(part, resume=True, progress=False)
+    a = torch.load(full["model"], weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "b" / "run" / "model.pt", weights_only=True)["state_dict"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_sigterm_checkpoints_and_stops(tmp_path, monkeypatch):
+    from priors import data
+
+    calls = {"n": 0}
+    original = data.PatchSampler.sample
+
+    def sample(self):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            signal.raise_signal(signal.SIGTERM)
+        return original(self)
+
+    monkeypatch.setattr(data.PatchSampler, "sample", sample)
+    summary = train(TrainConfig.from_dict(tiny(tmp_path, optim={"steps": 50})), progress=False)
+    assert summary["interrupted"] and summary["step"] == 2
+    assert load_training_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 2
+
+
+@pytest.mark.parametrize(
+    "over,match",
+    [
+        ({"optimizer": {}}, "unknown key 'optimizer'"),
+        ({"optim": {"lr": -1}}, "optim.lr"),
+        ({"optim": {"schedule": "linear"}}, "optim.schedule"),
+        ({"noise": {"sigma_min": "a/b"}}, "noise.sigma_min"),
+        ({"data": {"patchsize": 3}}, "unknown key 'patchsize'"),
+        ({"model": {"depht": 3}}, "unknown key 'depht'"),
+        ({"arch": "unet"}, "arch"),
+    ],
+)
+def test_bad_training_config_one_line_error(tmp_path, over, match):
+    with pytest.raises(ValueError, match=match) as info:
+        TrainConfig.from_dict(tiny(tmp_path, **over))
+    assert "\n" not in str(info.value)
+
+
+def test_resume_with_another_config_is_refused(tmp_path):
+    train(TrainConfig.from_dict(tiny(tmp_path)), progress=False, max_steps=2)
+    other = TrainConfig.from_dict(tiny(tmp_path, optim={"lr": 5e-4}))
+    with pytest.raises(ValueError, match="config differs"):
+        train(other, resume=True, progress=False)
+
+
+def test_bad_model_files_are_refused(tmp_path):
+    summary = train(TrainConfig.from_dict(tiny(tmp_path)), progress=False)
+    path = Path(summary["model"])
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match="truncated"):
+        load_checkpoint(truncated)
+    rec = torch.load(path, weights_only=True)
+    key = next(k for k in rec["state_dict"] if k.endswith("weight"))
+    rec["state_dict"][key] = rec["state_dict"][key] * 3
+    tampered = tmp_path / "tampered.pt"
+    torch.save(rec, tampered)
+    with pytest.raises(ValueError, match="does not match its weights"):
+        load_checkpoint(tampered)
+    with pytest.raises(ValueError, match="trained for 1-channel"):
+        load_checkpoint(path, in_channels=3)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+    assert certify_main([str(truncated)]) == 2
+
+
+def test_certify_cli_prints_and_writes_json(tmp_path, capsys):
+    summary = train(TrainConfig.from_dict(tiny(tmp_path)), progress=False)
+    out = tmp_path / "cert.json"
+    assert certify_main([summary["model"], "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Lipschitz bound" in text and "averagedness alpha" in text and "empirical max" in text
+    rec = json.loads(out.read_text())
+    assert rec["empirical"] <= rec["lipschitz"] and rec["alpha"] < 1
+
+
+def test_dncnn_baseline_trains_through_the_same_code(tmp_path):
+    cfg = tiny(tmp_path, arch="dncnn", model={"width": 4, "depth": 3})
+    cfg["model"] = {"width": 4, "depth": 3}
+    summary = train(TrainConfig.from_dict(cfg), progress=False)
+    model = load_checkpoint(summary["model"])
+    assert model.stored_certificate["alpha"] is None
+
+
+def test_ddp_two_cpu_processes(tmp_path):
+    cfg_path = tmp_path / "ddp.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny(tmp_path, optim={"steps": 4})))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    code = "import sys; from priors.training import main; sys.exit(main(sys.argv[1:]))"
+    script = tmp_path / "entry.py"
+    script.write_text(code)
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+         str(script), str(cfg_path), "--quiet"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    state = load_training_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert state["step"] == 4 and len(state["ranks"]) == 2
+    # the two ranks drew different data
+    assert not torch.equal(state["ranks"][0]["noise_rng"], state["ranks"][1]["noise_rng"])
+    load_checkpoint(tmp_path / "run" / "model.pt")
