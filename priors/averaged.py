@@ -31,6 +31,7 @@ over sigma.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -303,6 +304,7 @@ class AveragedResNet(deepinv.models.Denoiser):
         # theta(sigma) = sigmoid(t0 + t1 sigma/sigma_ref) in (0, 1); s(sigma) = exp(g0 + g1 sigma/sigma_ref).
         self.theta_raw = nn.Parameter(torch.tensor([2.0, 0.0]))
         self.gain_raw = nn.Parameter(torch.tensor([0.0, 0.0]))
+        self._warned_range = False
 
     # -- conditioning -----------------------------------------------------------------------------
     def _sigma_feature(self, sigma: float | torch.Tensor, batch: int, ref: torch.Tensor) -> torch.Tensor:
@@ -313,6 +315,16 @@ class AveragedResNet(deepinv.models.Denoiser):
             raise ValueError(f"sigma must be a scalar or have one value per batch element ({batch}), got {s.numel()}")
         if not torch.isfinite(s).all() or (s < 0).any():
             raise ValueError("sigma must be finite and >= 0")
+        lo, hi = self.config.sigma_range
+        if not self._warned_range and (float(s.min()) < lo * 0.999 or float(s.max()) > hi * 1.001):
+            # the certificate in x still holds (sigma only moves biases, gain and theta), but the
+            # denoiser was not trained there: say so once.
+            warnings.warn(
+                f"sigma {float(s.min()):.4f}..{float(s.max()):.4f} lies outside the trained range "
+                f"[{lo:.4f}, {hi:.4f}] of this denoiser; results may be poor (the certificate still holds)",
+                stacklevel=3,
+            )
+            self._warned_range = True
         return s / self.config.sigma_ref
 
     def theta(self, sigma_feature: torch.Tensor) -> torch.Tensor:

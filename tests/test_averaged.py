@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -173,3 +174,14 @@ def test_wrong_channel_count_is_refused():
     net = AveragedResNet(width=4, depth=1)
     with pytest.raises(ValueError, match="in_channels=1"):
         net(torch.rand(1, 3, 8, 8), 0.1)
+
+
+def test_sigma_outside_trained_range_is_warned_once():
+    net = AveragedResNet(width=4, depth=1).eval()
+    x = torch.rand(1, 1, 8, 8)
+    with pytest.warns(UserWarning, match="outside the trained range"):
+        net(x, 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net(x, 0.1)
+        net(x, 0.5)  # only once per model

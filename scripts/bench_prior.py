@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""Cost of the guarantee: constrained vs unconstrained training step, certify() time, forward time.
+
+All in one run, side by side (ratios; absolute times on a shared machine are noisy):
+
+* one training step (forward + backward + Adam) of the averaged network with the constraint on
+  (power iteration + step rule) vs the same architecture with the constraint off, and vs a
+  DnCNN of the same depth and width;
+* ``certify()`` (rigorous part, and with the adversarial search) of a model file;
+* denoiser forward time on a 256x256 grey image for the averaged network, DnCNN and deepinv's
+  DnCNN architecture (random weights, so no download).
+
+Usage::
+
+    python scripts/bench_prior.py [--model priors/weights/averaged_gray.pt] [--repeats 5] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from priors.averaged import AveragedResNet  # noqa: E402
+from priors.baselines import DnCNN  # noqa: E402
+from priors.certify import certify, rigorous_bounds  # noqa: E402
+from priors.pretrained import WEIGHTS_DIR, load_checkpoint  # noqa: E402
+
+
+def timed(fn, repeats: int) -> float:
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(WEIGHTS_DIR / "averaged_gray.pt"))
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--depth", type=int, default=8)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    print(f"## Prior benchmark (threads={args.threads}, median of {args.repeats})\n")
+    x = torch.rand(16, 1, 40, 40)
+    sig = torch.full((16,), 25 / 255)
+    nets = {
+        "averaged, constraint on": AveragedResNet(width=args.width, depth=args.depth),
+        "averaged, constraint off": AveragedResNet(width=args.width, depth=args.depth, constrained=False),
+        "DnCNN (same depth/width)": DnCNN(width=args.width, depth=args.depth),
+    }
+    times = {}
+    for name, net in nets.items():
+        net.train()
+        opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+
+        def step(net=net, opt=opt):
+            loss = F.mse_loss(net(x, sig), x)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        times[name] = timed(step, args.repeats)
+    base = times["averaged, constraint off"]
+    print("| training step (16x40x40 batch) | ms | ratio to constraint off |")
+    print("|---|---|---|")
+    for name, t in times.items():
+        print(f"| {name} | {1e3 * t:.1f} | {t / base:.2f}x |")
+
+    print()
+    img = torch.rand(1, 1, 256, 256)
+    fwd = {}
+    models = {"averaged (random init)": nets["averaged, constraint on"].eval(),
+              "DnCNN ours (random init)": nets["DnCNN (same depth/width)"].eval()}
+    if Path(args.model).is_file():
+        models["averaged (model file)"] = load_checkpoint(args.model)
+    try:
+        import deepinv
+
+        models["deepinv DnCNN arch (random init, 17 layers, 64 ch)"] = deepinv.models.DnCNN(
+            in_channels=1, out_channels=1, pretrained=None).eval()
+    except Exception as exc:  # pragma: no cover - informative only
+        print(f"(deepinv DnCNN skipped: {exc})")
+    for name, m in models.items():
+        with torch.no_grad():
+            fwd[name] = timed(lambda m=m: m(img, 25 / 255), args.repeats)
+    print("| denoiser forward, 256x256 grey | ms |")
+    print("|---|---|")
+    for name, t in fwd.items():
+        print(f"| {name} | {1e3 * t:.1f} |")
+
+    print()
+    target = load_checkpoint(args.model) if Path(args.model).is_file() else nets["averaged, constraint on"]
+    label = args.model if Path(args.model).is_file() else "random-init averaged network"
+    t0 = time.perf_counter()
+    rigorous_bounds(target)
+    t_rig = time.perf_counter() - t0
+    cert = certify(target)
+    print(f"| certify() of {label} | seconds |")
+    print("|---|---|")
+    print(f"| rigorous bound only | {t_rig:.2f} |")
+    print(f"| rigorous + adversarial search | {cert.seconds:.2f} |")
+    print(f"\nbound {cert.lipschitz:.6f}, alpha {cert.alpha}, empirical max {cert.empirical:.6f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
