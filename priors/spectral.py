@@ -76,6 +76,16 @@ def _symbols(kernel: torch.Tensor, freqs: torch.Tensor, derivatives: bool = Fals
     return sym, d1, d2
 
 
+#: symbols are formed in complex128 and their norms computed in complex64 (about twice faster);
+#: the float32 SVD error is below ~10 n eps_32 ||P|| for n <= 64 channels, so every computed
+#: norm is inflated (upper bounds) by this relative margin.
+_ROUNDING = 1e-4
+
+
+def _norms(mats: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.matrix_norm(mats.to(torch.complex64), ord=2).to(torch.float64)
+
+
 def conv_symbol_norms(kernel: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
     """Largest singular value of the symbol ``P(w)`` at each frequency pair in ``freqs`` (F, 2)."""
     return torch.linalg.matrix_norm(_symbols(kernel, freqs), ord=2)
@@ -89,8 +99,8 @@ def _cell_bounds(kernel: torch.Tensor, centres: torch.Tensor, half: float):
     """
     sym, d1, d2 = _symbols(kernel, centres, derivatives=True)
     corners = [sym + half * (a * d1 + b * d2) for a in (-1, 1) for b in (-1, 1)]
-    centre_norm = torch.linalg.matrix_norm(sym, ord=2)
-    corner_norm = torch.linalg.matrix_norm(torch.stack(corners), ord=2).amax(0)
+    centre_norm = _norms(sym) * (1 - _ROUNDING)  # a lower bound
+    corner_norm = _norms(torch.stack(corners)).amax(0) * (1 + _ROUNDING)  # an upper bound
     return centre_norm, torch.maximum(corner_norm, centre_norm)
 
 
@@ -120,7 +130,8 @@ def conv_norm_bound(
     -------
     ConvNormBound
         ``upper`` bounds the norm of the convolution with zero or circular padding on any image
-        size; it is computed in float64 and inflated by 1e-9 relative for rounding.
+        size; symbol norms are computed in single precision and inflated by a relative
+        rounding margin of 1e-4.
 
     Examples
     --------
