@@ -359,11 +359,18 @@ class AveragedResNet(deepinv.models.Denoiser):
         th = self.theta(feat)[:, None, None, None]
         return (1 - th) * x + th * self._n(x, feat)
 
-    def certificate(self, **kwargs: Any):
-        """Certificate of ``x -> D(x, sigma)`` over the trained sigma range (see :func:`priors.certify.certify`)."""
+    def certificate(self, *, adversarial: bool = False, **kwargs: Any):
+        """Certificate of ``x -> D(x, sigma)`` over the trained sigma range.
+
+        The rigorous part (see :func:`priors.certify.certify`) is cached until the weights change,
+        so solvers can ask for it freely; ``adversarial=True`` adds the (slower) empirical search.
+        """
+        from .base import cached_certificate
         from .certify import certify
 
-        return certify(self, **kwargs)
+        if adversarial or kwargs:
+            return certify(self, adversarial=adversarial, **kwargs)
+        return cached_certificate(self, lambda: certify(self, adversarial=False))
 
     @torch.no_grad()
     def refresh_norms(self, iterations: int = 200) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import Tensor
@@ -232,3 +232,17 @@ def _check_image(x: Tensor, name: str) -> None:
         raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
     if x.ndim != 4:
         raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}")
+
+
+def cached_certificate(module: torch.nn.Module, compute: Callable[[], Certificate]) -> Certificate:
+    """Return ``compute()`` cached on ``module`` until any of its parameters or buffers changes.
+
+    Solvers ask for a denoiser's certificate before every run; the rigorous computation takes
+    seconds, so it is redone only when the weights change (tracked by tensor version counters).
+    """
+    key = tuple((t._version, t.data_ptr()) for t in [*module.parameters(), *module.buffers()])
+    cached = getattr(module, "_certificate_cache", None)
+    if cached is None or cached[0] != key:
+        cached = (key, compute())
+        object.__setattr__(module, "_certificate_cache", cached)
+    return cached[1]

@@ -19,7 +19,7 @@ from torch import nn
 
 from ._config import parse_number, strict_keys
 
-from .base import Certificate
+from .base import Certificate, cached_certificate
 from .spectral import conv_norm_bound
 
 __all__ = ["DnCNNConfig", "DnCNN"]
@@ -87,9 +87,12 @@ class DnCNN(deepinv.models.Denoiser):
                 z = F.relu(z)
         return x - z
 
-    @torch.no_grad()
     def certificate(self, **_: Any) -> Certificate:
-        """Upper bound ``1 + prod ||W_k||`` (residual form, ReLU 1-Lipschitz); never averaged."""
+        """Upper bound ``1 + prod ||W_k||`` (residual form, ReLU 1-Lipschitz); never averaged (cached)."""
+        return cached_certificate(self, self._certificate)
+
+    @torch.no_grad()
+    def _certificate(self) -> Certificate:
         t0 = time.perf_counter()
         prod = 1.0
         norms = []

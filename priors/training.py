@@ -215,10 +215,7 @@ def _model_config_dict(model: torch.nn.Module) -> dict:
 
 def _certificate_dict(model: torch.nn.Module) -> dict:
     with torch.no_grad():
-        if isinstance(model, AveragedResNet):
-            cert = model.certificate(adversarial=False)
-        else:
-            cert = model.certificate()
+        cert = model.certificate()
     d = cert.to_dict()
     return json.loads(json.dumps(d, default=float))  # plain types only (weights_only loading)
 
