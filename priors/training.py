@@ -342,7 +342,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
     step, log = 0, []
     if resume and ckpt_path.is_file():
         state = load_training_checkpoint(ckpt_path)
-        if state["config"] != json.loads(json.dumps(cfg.to_dict())):
+        # threads and device are execution details: a run may resume on another machine.
+        def _recipe(d: dict) -> dict:
+            return {k: v for k, v in d.items() if k not in ("threads", "device")}
+
+        if _recipe(state["config"]) != _recipe(json.loads(json.dumps(cfg.to_dict()))):
             raise ValueError(f"--resume: the config differs from the one stored in '{ckpt_path}'; use the same config or a new checkpoint.dir")
         model.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
