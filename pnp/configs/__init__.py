@@ -1,0 +1,1 @@
+"""Example configuration files of the ``stablepnp`` command line (package data)."""
