@@ -58,7 +58,7 @@ def _median_time(fn, repeats: int) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--denoiser", default="averaged_gray", help="shipped name, model path, or 'untrained'")
     ap.add_argument("--image", default="camera")
@@ -70,9 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None, help="write the numbers here")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    return ap.parse_args(argv)
 
+
+def measure(args: argparse.Namespace) -> dict:
+    """Time one PnP-PGD iteration: raw operations, ours, deepinv (see the module docstring)."""
     import deepinv as dinv
 
     from operators import to_deepinv
@@ -138,7 +140,18 @@ def main(argv: list[str] | None = None) -> int:
         "same_result_relative_difference": diff,
         "repeats_seconds": {"raw": raw_all, "ours_run": ours_all, "deepinv_run": dinv_all},
     }
-    print(f"{args.size}x{args.size} {args.kernel}, denoiser {type(den).__name__} ({args.denoiser}), "
+    return rec
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rec = measure(args)
+    sec = rec["seconds_per_iteration"]
+    t_raw, t_ours, t_update, t_dinv = (sec["raw_blur_adjoint_denoiser"], sec["ours_run"], sec["ours_update_only"],
+                                       sec["deepinv_pgd"])
+    diff, n, den_name = rec["same_result_relative_difference"], args.iters, rec["setup"]["denoiser_class"]
+    print(f"{args.size}x{args.size} {args.kernel}, denoiser {den_name} ({args.denoiser}), "
           f"{torch.get_num_threads()} thread(s), median of {args.repeats}, {n} iterations per run")
     print(f"  raw (blur + adjoint + denoiser) : {t_raw * 1e3:9.2f} ms")
     print(f"  ours PGD.run per iteration      : {t_ours * 1e3:9.2f} ms   ratio to raw {t_ours / t_raw:.3f} (target <= 1.05)")
