@@ -58,7 +58,7 @@ def _check_strength(strength: float) -> float:
 class TVDenoiser(Denoiser):
     """TV denoiser: ``D(y, σ) = argmin_x ½‖x − y‖² + strength·σ·TV(x)`` (a prox, so firmly nonexpansive).
 
-    Computed by :func:`priors.tv.tv_prox` (dual FISTA, Neumann boundary, channelwise TV).
+    Computed by :func:`priors.tv.tv_prox` (dual FISTA then over-relaxed primal-dual, Neumann boundary, channelwise TV).
     With the default ``strength=1`` the TV weight equals the noise level σ.
 
     Parameters
@@ -104,7 +104,7 @@ class TVDenoiser(Denoiser):
     def certificate(self) -> Certificate:
         """Firm nonexpansiveness of the exact TV prox; the computed map matches it up to ``tol``."""
         return firmly_nonexpansive_certificate(
-            f"prox of {self.strength:g}*sigma*TV (convex), computed by dual FISTA to relative-change "
+            f"prox of {self.strength:g}*sigma*TV (convex), computed by dual FISTA + primal-dual to relative-change "
             f"tolerance tol={self.tol:g}: firmly nonexpansive up to tol, Bauschke-Combettes Prop. 12.28",
             tol=self.tol,
         )

@@ -1,4 +1,4 @@
-"""Total variation: value, a fast dual-FISTA prox (relative-change stopping, certified gap bound), and the prior.
+"""Total variation: value, a fast prox (dual FISTA then over-relaxed primal-dual; certified gap bound), and the prior.
 
 Discretisation (the same as deepinv's ``TVDenoiser``): forward differences with Neumann
 boundary, i.e. ``(Dx)_h[i, j] = x[i, j+1] - x[i, j]`` for ``j < W-1`` and ``0`` on the last
@@ -11,7 +11,12 @@ The prox ``argmin_x ½‖x − v‖² + t TV(x)`` is computed on the dual proble
 ``min_{p in K} ½‖v − t Dᵀp‖²`` (``K``: unit l2 balls per pixel, or the unit box for the
 anisotropic case) by the fast gradient projection of Beck & Teboulle (IEEE TIP 18(11), 2009,
 "Fast gradient-based algorithms for constrained total variation image denoising and
-deblurring problems") with step ``1/(8 t²)`` (``‖D‖² ≤ 8``), and ``x = v − t Dᵀp``.
+deblurring problems") with step ``1/(8 t²)`` (``‖D‖² ≤ 8``), and ``x = v − t Dᵀp``. Dual FISTA is
+very fast for the first digits but, at the high accuracies asked of a reference prox (relative
+error ~1e-6), large weights need thousands of iterations; after :data:`_FISTA_ITERS` iterations
+the solver therefore switches to the over-relaxed primal-dual method of Chambolle & Pock
+(J. Math. Imaging Vis. 40, 2011) in the relaxed form of Condat (JOTA 158, 2013), warm started
+from the FISTA dual (see :func:`tv_prox` for the measured gain).
 
 Stopping rule: relative change of the primal iterate over ``check_every`` iterations below
 ``tol`` (details and measured error/tolerance ratios in :func:`tv_prox`). A certified bound
@@ -19,7 +24,8 @@ is also returned: for a feasible dual point ``p`` and ``x_p = v − t Dᵀp`` th
 
     gap(p) = t * sum_i ( |(D x_p)_i| − <p_i, (D x_p)_i> )   (>= 0),
 
-and, the primal objective being 1-strongly convex, ``½‖x_p − x*‖² ≤ gap(p)``.
+and, the primal objective being 1-strongly convex, ``½‖x_p − x*‖² ≤ gap(p)``. For a primal
+iterate ``x`` that is not ``x_p`` the bound uses ``P(x) − D(p)`` (primal minus dual objective).
 """
 
 from __future__ import annotations
@@ -74,7 +80,7 @@ class TVProxInfo:
     Attributes
     ----------
     iterations : int
-        Dual FISTA iterations performed.
+        Iterations performed (dual FISTA, then primal-dual; one matrix-free step each).
     gap : float
         Largest (over the batch) duality gap of the returned point.
     error_bound : float
@@ -171,8 +177,54 @@ class _DualFGP:
         pv = self.p[..., self.w :].to(dtype).reshape(self.b, self.c, 2, self.h, self.w)
         return pv[:, :, 0], pv[:, :, 1]
 
-    def gap(self, v: Tensor, t: float) -> tuple[Tensor, Tensor]:
-        """Duality gap per batch element (float64) and the primal point of the current dual."""
+    # ------------------------------------------------------------ primal-dual phase
+    def start_primal_dual(self, t: float, tau: float) -> None:
+        """Switch to the over-relaxed primal-dual iteration, warm started from the current dual.
+
+        The primal is kept as the deviation ``w = v − x`` (about five times smaller than ``x`` on
+        natural images), so that the float32 rounding of its damped recursion stays well below
+        the accuracies of interest; iterating on ``x`` itself stalled near 2e-6 in float32.
+        """
+        self.tau, self.rho = tau, 1.99
+        self.w2 = -t * self.primal_dual_adjoint(self.p)  # w consistent with the dual: t Dᵀp
+        self.wk = torch.empty_like(self.w2)
+        self.pn = self.q  # reuse the FISTA buffers
+        self.pn.zero_()
+
+    def primal_dual_adjoint(self, buf: Tensor) -> Tensor:
+        """``−Dᵀp`` in the flat layout (B, C, N) (a new tensor)."""
+        y = self.y
+        torch.sub(buf[..., self.w :], self._shifted_dual(buf), out=y)
+        return y[:, :, 0] + y[:, :, 1]
+
+    def pd_step(self, t: float) -> None:
+        """One over-relaxed Chambolle-Pock step (Condat 2013, Alg. 3.2 with no smooth term).
+
+        ``x = prox_{τ ½‖·−v‖²}(x̄ − τ t Dᵀp̄)``, ``p = P_K(p̄ + σ/t D(2x − x̄))``, then
+        ``(x̄, p̄) += ρ ((x, p) − (x̄, p̄))``, with ``τ σ ‖D‖² = 1`` (``σ = 1/(8τ)``) and ρ = 1.99 < 2.
+        """
+        tau, w, w2 = self.tau, self.wk, self.w2
+        y = self.y
+        torch.sub(self.p[..., self.w :], self._shifted_dual(self.p), out=y)  # y0 + y1 = −Dᵀp̄
+        c = 1.0 / (1.0 + tau)
+        torch.add(w2, y[:, :, 0], alpha=-tau * t, out=w)
+        w.add_(y[:, :, 1], alpha=-tau * t).mul_(c)
+        # x̄ + 2(x − x̄) = v − 2w + w̄, into the zero-tailed x buffer
+        torch.sub(self.v, w, alpha=2.0, out=self.x).add_(w2)
+        torch.sub(self._shifted_x(), self.x.unsqueeze(2), out=self.g)
+        qv = self.pn[..., self.w :]
+        torch.addcmul(self.p[..., self.w :], self.g, self.mask, value=1.0 / (8.0 * tau * t), out=qv)
+        self._project(qv)
+        self.p.lerp_(self.pn, self.rho)
+        w2.lerp_(w, self.rho)
+
+    def gap(self, v: Tensor, t: float, x: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Gap per batch element (float64) and the returned primal point (float64).
+
+        With ``x=None`` the primal point is ``x_p = v − t Dᵀp`` and the gap is the duality gap
+        of the dual iterate; otherwise it is ``P(x) − D(p)``, P and D the primal and dual
+        objectives. Either way ``½‖x − x*‖² ≤ gap`` (P is 1-strongly convex).
+        """
         ph, pv = self.fields(torch.float64)
         if self.isotropic:
             # rescale into the ball exactly (the float32 projection may overshoot by an ulp)
@@ -180,13 +232,38 @@ class _DualFGP:
             ph, pv = ph / scale, pv / scale
         else:
             ph, pv = ph.clamp(-1, 1), pv.clamp(-1, 1)
-        x64 = v.to(torch.float64) - t * grad2d_adjoint(ph, pv)
-        gh, gv = grad2d(x64)
-        if self.isotropic:
-            gap = torch.sqrt(gh * gh + gv * gv) - (ph * gh + pv * gv)
-        else:
-            gap = gh.abs() + gv.abs() - ph * gh - pv * gv
-        return t * gap.clamp(min=0).flatten(1).sum(1), x64
+        v64 = v.to(torch.float64)
+        xp = v64 - t * grad2d_adjoint(ph, pv)
+        if x is None:
+            gh, gv = grad2d(xp)
+            if self.isotropic:
+                gap = torch.sqrt(gh * gh + gv * gv) - (ph * gh + pv * gv)
+            else:
+                gap = gh.abs() + gv.abs() - ph * gh - pv * gv
+            return t * gap.clamp(min=0).flatten(1).sum(1), xp
+        x64 = x.to(torch.float64)
+        primal = 0.5 * ((x64 - v64) ** 2).flatten(1).sum(1) + t * tv_value(x64, isotropic=self.isotropic)
+        dual = 0.5 * (v64 * v64).flatten(1).sum(1) - 0.5 * (xp * xp).flatten(1).sum(1)
+        return (primal - dual).clamp(min=0), x64
+
+
+# FISTA iterations before the switch to the primal-dual method, and the constant of its step rule
+_FISTA_ITERS = 50
+_TAU_CONST = 0.0024
+_PD_WINDOW = 4
+
+
+def _pd_step_size(v: Tensor, t: float) -> float:
+    """Primal step τ of the primal-dual phase: ``τ = 0.0024 sqrt(R / t)``, R the range of v.
+
+    The iteration on (v − x, p) is invariant to scaling v and t together, so τ depends on the
+    ratio t / R only; the constant and the square root were fitted on the noisy camera image
+    (256², weights 0.02 to 0.3), where the best τ of a sweep lay within a factor 1.5 of it.
+    """
+    rng = float((v.amax() - v.amin()).item())
+    if not rng > 0:
+        return 1.0
+    return min(max(_TAU_CONST * math.sqrt(rng / t), 1e-4), 1e2)
 
 
 def tv_prox(
@@ -199,13 +276,23 @@ def tv_prox(
     check_every: int = 10,
     dual: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, TVProxInfo]:
-    """Prox of ``t * TV``: ``argmin_x ½‖x − v‖² + t TV(x)`` by dual FISTA (Beck & Teboulle 2009).
+    """Prox of ``t * TV``: ``argmin_x ½‖x − v‖² + t TV(x)``.
 
-    Stopping rule: every ``check_every`` iterations the primal point ``x_k = v − t Dᵀp_k`` is
-    formed and the iteration stops when ``‖x_k − x_{k−check_every}‖ ≤ tol ‖x_k‖`` for every
-    batch element. Measured against float64 solves run to a duality gap of 1e-12 (camera
-    256², weights 0.02 to 0.3) the true relative error was between 0.2 and 3 times this
-    change. On return the duality gap is evaluated once (in float64) and
+    Method: dual FISTA (Beck & Teboulle 2009) for the first :data:`_FISTA_ITERS` (50)
+    iterations, then the over-relaxed Chambolle-Pock iteration (relaxation 1.99, primal step
+    ``τ = 0.0024 sqrt(range(v) / t)``, dual step ``1/(8τ)``) warm started from the FISTA dual.
+    Small weights usually stop in the FISTA phase. On the noisy camera image (256², float32)
+    reaching a relative error of about 2e-6 took 770 iterations at t = 0.1 and about 900 at
+    t = 0.3, against about 1450 and 2500 for dual FISTA alone.
+
+    Stopping rule: the primal iterate (``v − t Dᵀp`` in the FISTA phase, the relaxed primal
+    iterate afterwards) is compared with its value ``check_every`` iterations earlier (``4 *
+    check_every`` in the primal-dual phase) and the iteration stops when
+    ``‖x_k − x_prev‖ ≤ tol ‖x_k‖`` for every batch element. Measured against float64
+    references (camera 256², weights 0.02 to 0.3, float32) the true relative error was
+    0.04 to 1.2 times ``tol`` for tol in [1e-5, 1e-4], up to 4 times ``tol`` at 1e-6 and up to 6
+    times at 3e-7; in float32 the change stalls near 3e-7 at large weights, so ask for smaller
+    tolerances in float64 only. On return a gap is evaluated once (in float64) and
     ``info.error_bound = sqrt(2 gap) / ‖v‖`` is a *certified* bound on ``‖x − x*‖ / ‖v‖``
     (the primal objective is 1-strongly convex); it is usually much looser than the true error.
 
@@ -265,21 +352,32 @@ def tv_prox(
         tk = 1.0
         k = 0
         converged = False
+        primal_dual = False
         while k < max_iter:
-            n_steps = min(check_every, max_iter - k)
-            for _ in range(n_steps):
-                tk1 = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * tk * tk))
-                solver.step(t, (tk - 1.0) / tk1)
-                tk = tk1
+            if not primal_dual and k >= _FISTA_ITERS:
+                primal_dual = True
+                solver.start_primal_dual(t, _pd_step_size(v, t))
+            # the relaxed primal-dual iterate moves slowly, so its window is _PD_WINDOW times longer
+            n_steps = min(check_every * (_PD_WINDOW if primal_dual else 1), max_iter - k)
+            if primal_dual:
+                for _ in range(n_steps):
+                    solver.pd_step(t)
+                torch.sub(solver.v, solver.w2, out=x_now)
+            else:
+                for _ in range(n_steps):
+                    tk1 = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * tk * tk))
+                    solver.step(t, (tk - 1.0) / tk1)
+                    tk = tk1
+                solver.primal(solver.p, t, x_now)
             k += n_steps
-            solver.primal(solver.p, t, x_now)
             change = torch.linalg.vector_norm((x_now - x_prev).flatten(1), dim=1)
             scale = torch.linalg.vector_norm(x_now.flatten(1), dim=1)
             if bool((change <= tol * scale).all()):
                 converged = True
                 break
             x_prev, x_now = x_now, x_prev
-        gap, x64 = solver.gap(v, t)
+        x_ret = x_now.reshape(v.shape) if primal_dual else None
+        gap, x64 = solver.gap(v, t, x_ret)
         vnorm = v.to(torch.float64).flatten(1).norm(dim=1).clamp(min=torch.finfo(torch.float64).tiny)
         bound = torch.sqrt(2.0 * gap) / vnorm
         info = TVProxInfo(
@@ -288,6 +386,8 @@ def tv_prox(
             error_bound=float(bound.max().item()),
             converged=converged,
         )
+        if primal_dual:
+            return x_ret.clone(), solver.p, info
         return x64.to(v.dtype), solver.p, info
 
 
@@ -295,10 +395,11 @@ class TV(Prior):
     """Total variation prior ``weight * TV(x)`` (isotropic or anisotropic), channel by channel.
 
     Boundary: Neumann (forward differences, zero on the last row/column), as in deepinv.
-    The prox is computed by dual FISTA (Beck & Teboulle 2009) and stops when the relative
-    change of the iterate over 10 iterations is below ``tol`` (measured true error within
-    0.2-3 ``tol``; see :func:`tv_prox`); ``last_info`` holds the diagnostics of the latest
-    call, including a certified duality-gap bound. ``exact_prox`` is False.
+    The prox is computed by dual FISTA (Beck & Teboulle 2009) followed by an over-relaxed
+    Chambolle-Pock phase, and stops when the relative change of the iterate is below ``tol``
+    (measured true error 0.04-1.2 ``tol`` for the default; see :func:`tv_prox`); ``last_info``
+    holds the diagnostics of the latest call, including a certified gap bound.
+    ``exact_prox`` is False.
 
     Parameters
     ----------

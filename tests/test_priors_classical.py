@@ -170,6 +170,30 @@ def test_tv_batch_channels_warm_start(gen):
     torch.testing.assert_close(x2, xb, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("isotropic", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_tv_warm_start_successive_calls(isotropic, dtype, gen):
+    # regression: a second prox call with warm_start=True passes the stored dual back into the
+    # solver (reported AttributeError in the dual projection); it must match a cold start and
+    # converge in fewer iterations, also once the solver has left its FISTA phase
+    v = rand((1, 2, 20, 18), gen).to(dtype)
+    tol = 1e-7 if dtype == torch.float64 else 1e-5
+    cold = TV(isotropic=isotropic, tol=tol, max_iter=20000)
+    warm = TV(isotropic=isotropic, tol=tol, max_iter=20000, warm_start=True)
+    for t in (0.3, 0.3, 0.25):
+        xc = cold.prox(v, t)
+        xw = warm.prox(v, t)
+        atol = 2e-5 if dtype == torch.float64 else 2e-3
+        torch.testing.assert_close(xw, xc, atol=atol, rtol=0)
+    assert cold.last_info.iterations > 50  # the switch to the primal-dual phase is exercised
+    # same t, stored dual from the previous call: far fewer iterations than from scratch
+    warm.prox(v, 0.25)
+    assert warm.last_info.iterations < cold.last_info.iterations
+    # a stored dual of another shape is ignored, not an error
+    y = warm.prox(rand((1, 1, 8, 8), gen).to(dtype), 0.1)
+    assert y.shape == (1, 1, 8, 8)
+
+
 def test_tv_float32_and_max_iter_warning(gen):
     v = rand((1, 1, 16, 16), gen).float()
     with pytest.warns(RuntimeWarning, match="max_iter"):
