@@ -3,6 +3,9 @@
 ``stablepnp solve [CONFIG.yaml] [options]`` runs :func:`pnp.solve.solve`; with no arguments it
 deblurs the bundled cameraman (256x256, Gaussian blur, noise 0.01) with TV-regularised proximal
 gradient descent, prints a short table and writes a figure into ``./stablepnp_out``.
+``--diagnostics`` adds the convergence diagnostics of :mod:`pnp.convergence`;
+``--input-dir DIR`` solves every image of a folder (:func:`pnp.solve.solve_batch`, built on
+:func:`pnp.batch.solve_folder`), ``--observed`` treating them as observations.
 
 ``train``, ``certify``, ``robustness`` and ``compare`` hand their arguments to the ``main``
 function of the module that implements them (imported only when called).
@@ -104,13 +107,18 @@ file with every key is pnp/configs/solve_default.yaml.
 kernels: gaussian:STD, gaussian:STD_X:STD_Y:ANGLE, motion:LENGTH:ANGLE (degrees), box:SIZE,
          disk:RADIUS, shake:SEED, or a .npy/.png kernel file
 priors:  tv, wavelet, tikhonov (gradient-l2), bm3d (Plug-and-Play; pip install 'stable-pnp[bm3d]'),
-         or a learned-denoiser checkpoint PATH.pt (Plug-and-Play)
+         averaged / dncnn (shipped learned denoisers averaged_gray / dncnn_gray; produced by
+         'stablepnp train priors/configs/averaged_gray.yaml' etc.), or a learned-denoiser
+         checkpoint PATH.pt (Plug-and-Play)
 
 examples:
   stablepnp solve
   stablepnp solve --image astronaut --color --kernel motion:15:30 --noise 0.02 --prior wavelet
   stablepnp solve run.yaml --algorithm fista --max-iter 200 --json run.json
   stablepnp solve --prior bm3d --denoiser-sigma 0.02 --max-iter 30
+  stablepnp solve --prior averaged --diagnostics
+  stablepnp solve --input-dir photos/ --out results/ --prior averaged
+  stablepnp solve --input-dir blurred/ --observed --kernel gaussian:2.0 --noise 0.02 --out results/
 
 exit codes: 0 success, 1 the run diverged or produced NaN, 2 bad input
 """
@@ -128,10 +136,16 @@ def build_solve_parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", metavar="CONFIG.yaml",
                    help="config file with 'problem:', 'solver:' and 'output:' sections (all optional)")
     g = p.add_argument_group("problem")
-    g.add_argument("--image", metavar="NAME|PATH", help="bundled image name (camera, astronaut, ...) or an image "
-                   "file (.png/.jpg/.tif/.npy); default camera")
+    source = g.add_mutually_exclusive_group()
+    source.add_argument("--image", metavar="NAME|PATH", help="bundled image name (camera, astronaut, ...) or an image "
+                        "file (.png/.jpg/.tif/.npy); default camera")
+    source.add_argument("--input-dir", metavar="DIR", help="reconstruct every image of DIR (a JSON record and a figure "
+                        "per image and a summary table in --out; images of equal shape are solved as one batch)")
+    g.add_argument("--observed", action="store_true",
+                   help="with --input-dir: the images are blurred, noisy observations to deblur with --kernel "
+                   "(no ground truth, no PSNR), not clean images to corrupt synthetically")
     g.add_argument("--size", type=_integer("a positive image size in pixels", minimum=1), metavar="N",
-                   help="centre-crop and resize to N x N (default 256)")
+                   help="centre-crop and resize to N x N (default 256; with --input-dir each image keeps its size)")
     colour = g.add_mutually_exclusive_group()
     colour.add_argument("--gray", dest="gray", action="store_const", const=True, help="one luminance channel (default)")
     colour.add_argument("--color", dest="gray", action="store_const", const=False, help="three RGB channels")
@@ -141,7 +155,9 @@ def build_solve_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=_integer("a nonnegative integer seed", minimum=0), metavar="S",
                    help="seed of the simulated noise (default 0)")
     g = p.add_argument_group("solver")
-    g.add_argument("--prior", metavar="tv|wavelet|tikhonov|bm3d|PATH.pt", help="regulariser or denoiser (default tv)")
+    g.add_argument("--prior", metavar="tv|wavelet|tikhonov|bm3d|averaged|dncnn|PATH.pt",
+                   help="regulariser or denoiser (default tv); averaged and dncnn are the shipped learned denoisers "
+                   "(priors/weights), any other shipped model name works too")
     g.add_argument("--lam", type=_number("a positive regularisation weight", minimum=0.0, strict=True), metavar="X",
                    help="regularisation weight (default: per prior, scaled with the noise level)")
     g.add_argument("--denoiser-sigma", type=_number("a positive denoiser noise level", minimum=0.0, strict=True),
@@ -161,6 +177,12 @@ def build_solve_parser() -> argparse.ArgumentParser:
                    metavar="S", help="wall-clock limit of the iterations")
     g.add_argument("--unsafe", action="store_const", const=True,
                    help="run a step/relaxation above its convergence bound instead of refusing (flagged)")
+    g.add_argument("--diagnostics", action="store_true",
+                   help="convergence diagnostics: final fixed-point residual ‖x - T(x)‖, the step lengths against "
+                   "the envelope for averaged iterations, the denoiser's local Lipschitz estimates along the "
+                   "iterates; in the JSON record, the table and <figure>_diagnostics.png (single image only)")
+    g.add_argument("--batch-size", type=_integer("a positive number of images", minimum=1), metavar="N",
+                   help="with --input-dir: most equal-shape images solved together (default 8)")
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="DIR", help="folder for the figure and the reconstruction (default ./stablepnp_out)")
     g.add_argument("--json", metavar="FILE", help="write the JSON record to FILE")
@@ -238,9 +260,17 @@ def _solve(argv: Sequence[str]) -> int:
     from pnp.solve import solve
 
     args = build_solve_parser().parse_args(list(argv))
+    if args.input_dir is None:
+        for flag, given in (("--observed", args.observed), ("--batch-size", args.batch_size is not None)):
+            if given:
+                raise _UsageError(f"{flag} applies to a folder of images; add --input-dir DIR or drop {flag}")
+    elif args.diagnostics:
+        raise _UsageError("--diagnostics applies to a single image; drop it or solve one image with --image PATH")
     config = config_from_args(args)
+    if args.input_dir is not None:
+        return _solve_folder(args, config)
     with _torch_threads(args.threads):
-        record = solve(config, quiet=args.quiet)
+        record = solve(config, quiet=args.quiet, diagnostics=args.diagnostics)
     if record["failed"]:
         reason = record.get("stop_reason") or record["status"]
         _print_err(
@@ -248,6 +278,25 @@ def _solve(argv: Sequence[str]) -> int:
             f"after {record['iterations']} iterations ({reason}); no reconstruction is reported "
             f"(psnr is null in the record). Guarantee: {record['guarantee']['line']}. "
             "Fix: lower --step, drop --unsafe, or pick a prior/algorithm with a guarantee."
+        )
+        return _EXIT_FAILED_RUN
+    return _EXIT_OK
+
+
+def _solve_folder(args: argparse.Namespace, config: Any) -> int:
+    """``stablepnp solve --input-dir DIR``: :func:`pnp.solve.solve_batch` over the folder."""
+    from pnp.solve import solve_batch
+
+    # --size resizes every image; without it each keeps its own size (a config file's size applies)
+    size = args.size if args.size is not None else (config.problem.size if args.config else None)
+    with _torch_threads(args.threads):
+        summary = solve_batch(config, args.input_dir, observed=args.observed, size=size,
+                              batch_size=args.batch_size or 8, quiet=args.quiet)
+    if summary["failed"]:
+        _print_err(
+            f"FAILED: the iteration diverged or produced NaN for {len(summary['failed'])} image(s) "
+            f"({', '.join(summary['failed'])}); their records hold the last iterate, not a reconstruction. "
+            "Fix: lower --step, or pick a prior/algorithm with a guarantee."
         )
         return _EXIT_FAILED_RUN
     return _EXIT_OK

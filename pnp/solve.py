@@ -44,6 +44,8 @@ __all__ = [
     "OutputSpec",
     "SolveConfig",
     "PRIOR_NAMES",
+    "SHIPPED_PRIORS",
+    "shipped_model",
     "DEFAULT_LAM",
     "LAM_NOISE_EXPONENT",
     "CHECKPOINT_SUFFIXES",
@@ -53,10 +55,18 @@ __all__ = [
     "solve",
     "format_table",
     "verdict_line",
+    "diagnostics_line",
+    "diagnostics_record",
+    "solve_batch",
+    "format_batch_table",
 ]
 
 #: Classical priors known by name (anything else must be a checkpoint path).
 PRIOR_NAMES: tuple[str, ...] = ("tv", "wavelet", "tikhonov", "bm3d")
+
+#: Short names of the shipped learned denoisers -> model name in ``priors/weights/<name>.pt``
+#: (loaded by ``priors.load_pretrained``); any name of ``priors.pretrained_names()`` is accepted too.
+SHIPPED_PRIORS: dict[str, str] = {"averaged": "averaged_gray", "dncnn": "dncnn_gray"}
 
 #: File suffixes read as learned-denoiser checkpoints by ``priors.load_checkpoint``.
 CHECKPOINT_SUFFIXES: tuple[str, ...] = (".pt", ".pth", ".ckpt")
@@ -82,8 +92,11 @@ class SolverSpec:
     ----------
     prior : str
         ``"tv"``, ``"wavelet"`` (orthonormal db4, 3 levels, l1 on details), ``"tikhonov"``
-        (gradient-l2, ``½‖∇x‖²``), ``"bm3d"`` (Plug-and-Play, needs the ``bm3d`` extra), or the
-        path of a learned-denoiser checkpoint (``.pt``) read by ``priors.load_checkpoint``.
+        (gradient-l2, ``½‖∇x‖²``), ``"bm3d"`` (Plug-and-Play, needs the ``bm3d`` extra),
+        ``"averaged"`` / ``"dncnn"`` (the shipped learned denoisers ``averaged_gray`` /
+        ``dncnn_gray``, see :data:`SHIPPED_PRIORS`) or any name of ``priors.pretrained_names()``
+        (Plug-and-Play), or the path of a learned-denoiser checkpoint (``.pt``) read by
+        ``priors.load_checkpoint``.
     lam : float or None
         Regularisation weight (> 0). ``None``: for a classical prior, :func:`default_lam`
         (scaled with the noise level); for a denoiser prior, the denoiser runs at the fixed
@@ -127,19 +140,19 @@ class SolverSpec:
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
         prior = _field_str(self.prior, "prior", "solver")
-        if prior.strip().lower() in PRIOR_NAMES:
-            prior = prior.strip().lower()
+        if prior.strip().lower() in PRIOR_NAMES or _is_shipped_name(prior.strip()):
+            prior = prior.strip().lower() if prior.strip().lower() in (*PRIOR_NAMES, *SHIPPED_PRIORS) else prior.strip()
         elif not _is_checkpoint(prior):
             raise ValueError(
-                f"solver field 'prior' must be one of {', '.join(PRIOR_NAMES)} or a checkpoint path "
-                f"ending in {'/'.join(CHECKPOINT_SUFFIXES)}, got {prior!r}"
+                f"solver field 'prior' must be one of {', '.join((*PRIOR_NAMES, *SHIPPED_PRIORS))}, a shipped model "
+                f"name, or a checkpoint path ending in {'/'.join(CHECKPOINT_SUFFIXES)}, got {prior!r}"
             )
         set_("prior", prior)
         set_("lam", _field_float(self.lam, "lam", "solver", positive=True, optional=True))
         set_("denoiser_sigma", _field_float(self.denoiser_sigma, "denoiser_sigma", "solver", positive=True,
                                             optional=True))
         if self.denoiser_sigma is not None and not self.is_denoiser:
-            raise ValueError(f"solver field 'denoiser_sigma' applies to bm3d or a checkpoint prior, not "
+            raise ValueError(f"solver field 'denoiser_sigma' applies to bm3d, a learned or a checkpoint prior, not "
                              f"{self.prior!r}; use 'lam' for a classical prior")
         if self.lam is not None and self.denoiser_sigma is not None:
             raise ValueError("solver fields 'lam' and 'denoiser_sigma' are exclusive for a denoiser prior; "
@@ -159,13 +172,18 @@ class SolverSpec:
 
     @property
     def is_denoiser(self) -> bool:
-        """True for a Plug-and-Play denoiser prior (bm3d or a checkpoint)."""
-        return self.prior == "bm3d" or self.is_checkpoint
+        """True for a Plug-and-Play denoiser prior (bm3d, a shipped model or a checkpoint)."""
+        return self.prior == "bm3d" or self.is_shipped or self.is_checkpoint
+
+    @property
+    def is_shipped(self) -> bool:
+        """True when ``prior`` names a shipped learned denoiser (``averaged``, ``dncnn``, ...)."""
+        return self.prior not in PRIOR_NAMES and not _is_checkpoint(self.prior)
 
     @property
     def is_checkpoint(self) -> bool:
         """True when ``prior`` is a checkpoint path."""
-        return self.prior not in PRIOR_NAMES
+        return self.prior not in PRIOR_NAMES and _is_checkpoint(self.prior)
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -346,6 +364,51 @@ def _load_checkpoint(path: Path, channels: int | None) -> Any:
     return loader(path) if channels is None else loader(path, in_channels=channels)
 
 
+def shipped_model(name: str) -> tuple[str, Path]:
+    """The shipped model file of a prior name: ``(model name, priors/weights/<model name>.pt)``.
+
+    ``name`` is a short name of :data:`SHIPPED_PRIORS` (``averaged`` -> ``averaged_gray``) or a
+    name of ``priors.pretrained_names()``.
+
+    Raises
+    ------
+    FileNotFoundError
+        The model file is not installed; the one-line message names the ``stablepnp train``
+        command that produces it.
+
+    Examples
+    --------
+    >>> shipped_model("averaged")[0]  # doctest: +SKIP
+    'averaged_gray'
+    """
+    import priors.pretrained as pretrained
+
+    model = SHIPPED_PRIORS.get(name.lower(), name)
+    weights_dir = Path(pretrained.WEIGHTS_DIR)
+    if model not in pretrained.pretrained_names():
+        config = Path(pretrained.__file__).with_name("configs") / f"{model}.yaml"
+        how = (f"produce it with `stablepnp train priors/configs/{model}.yaml`" if config.is_file()
+               else "train a model with `stablepnp train CONFIG.yaml`")
+        raise FileNotFoundError(
+            f"prior {name!r}: the shipped model {model!r} is not installed (no {weights_dir / (model + '.pt')}); "
+            f"{how} and copy the run's model.pt to that path, or pass a checkpoint with --prior PATH.pt"
+        )
+    return model, weights_dir / f"{model}.pt"
+
+
+def _is_shipped_name(name: str) -> bool:
+    """True for a short shipped name, a configured shipped model name, or an installed pretrained name."""
+    if name.lower() in SHIPPED_PRIORS or name in SHIPPED_PRIORS.values():
+        return True
+    if not name or _is_checkpoint(name) or "/" in name or "\\" in name:
+        return False
+    try:
+        from priors.pretrained import pretrained_names
+    except ImportError:
+        return False
+    return name in pretrained_names()
+
+
 def _checkpoint_sigma(model: Any, noise: float) -> tuple[float | None, str]:
     """Default denoiser level for a loaded checkpoint, and where it comes from.
 
@@ -413,6 +476,13 @@ def build_prior(spec: SolverSpec, problem_spec: ProblemSpec, *, channels: int | 
     if spec.prior == "bm3d":
         denoiser = BM3DDenoiser()
         sigma_default, source = noise, "noise level"
+    elif spec.is_shipped:
+        from priors.pretrained import load_pretrained
+
+        model_name, path = shipped_model(spec.prior)
+        denoiser = load_pretrained(model_name)
+        info["checkpoint"] = str(path)
+        info["model"] = model_name
     else:
         path = Path(spec.prior).expanduser()
         if not path.is_file():
@@ -420,6 +490,7 @@ def build_prior(spec: SolverSpec, problem_spec: ProblemSpec, *, channels: int | 
         denoiser = _load_checkpoint(path, channels)
         info["checkpoint"] = str(path)
         info["name"] = f"checkpoint:{path.name}"
+    if spec.prior != "bm3d":
         if isinstance(denoiser, torch.nn.Module):
             denoiser.eval()
         expected = getattr(getattr(denoiser, "config", None), "in_channels", None)
@@ -459,23 +530,102 @@ def build_algorithm(spec: SolverSpec, problem: Any, prior: Any) -> Any:
 # ============================================================================ reporting
 def _short_theorem(theorem: str) -> str:
     """The theorem's name without its citations: drop parentheses that cite a year, keep the first clause."""
-    text = re.sub(r"\s*\([^()]*\b(1[89]|20)\d\d\b[^()]*\)", "", theorem)
+    text = re.sub(r"\(((1[89]|20)\d\d)\)", r"\1", theorem)  # "Appl. 425 (2015)" -> "Appl. 425 2015"
+    text = re.sub(r"\s*\([^()]*\b(1[89]|20)\d\d\b[^()]*\)", "", text)
     text = text.split(";")[0].split(", i.e.")[0].strip()
-    return text if len(text) <= 90 else text[:87].rsplit(" ", 1)[0] + " ..."
+    if ": composition" in text:  # "PnP forward-backward: composition of averaged maps and ..."
+        text = text.split(":", 1)[0]
+    elif text.startswith("composition of"):  # PnP-HQS: the composition is the theorem
+        text = text.split(" and Krasnosel", 1)[0]
+    return text if len(text) <= 100 else text[:97].rsplit(" ", 1)[0] + " ..."
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    """Field ``name`` of an AssumptionReport / Hypothesis or of its ``to_dict()`` form."""
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _num(x: float) -> str:
+    """``x`` with 4 significant digits, keeping a decimal point (``1.0``, ``0.9324``, ``2.5e-05``)."""
+    text = f"{x:.4g}"
+    return text if any(c in text for c in ".einf") else text + ".0"
+
+
+def _guarantee_details(report: Any) -> list[str]:
+    """The numbers behind a "guaranteed" verdict, read from the report's fields.
+
+    ``alpha`` (the composed averagedness constant of the iteration map), the checked step
+    bound (hypothesis ``step < 2/L`` or ``step <= 1/L`` with ``params['step']`` and
+    ``params['L']``), the relaxation when it is not 1 (with ``relaxation_range``), and the
+    PDHG product ``tau sigma ‖K‖²``.
+    """
+    algorithm = str(_get(report, "algorithm") or "").upper()
+    params = _get(report, "params") or {}
+    hypotheses = _get(report, "hypotheses") or ()
+    parts: list[str] = []
+    alpha = _get(report, "alpha")
+    if alpha is not None:
+        if algorithm in ("PGD", "HQS"):
+            parts.append(f"averaged composition alpha = {_num(float(alpha))}")
+        else:
+            parts.append(f"iteration map {_num(float(alpha))}-averaged")
+    for hyp in hypotheses:
+        name = str(_get(hyp, "name") or "")
+        m = re.fullmatch(r"step (<=?) ([12])/L", name)
+        if m and _get(hyp, "holds"):
+            step, L = params.get("step"), params.get("L")
+            if step is None or L is None:
+                continue
+            l_text = "‖A‖²" if params.get("fidelity") == "L2Fidelity" else "L"
+            if float(L) > 0:
+                parts.append(f"step {_num(float(step))} {m.group(1)} {m.group(2)}/{l_text} = "
+                             f"{_num(float(m.group(2)) / float(L))}")
+            else:
+                parts.append(f"step {_num(float(step))}, {l_text} = 0 (any step)")
+        elif name.startswith("tau * sigma") and _get(hyp, "value") is not None:
+            parts.append(f"tau·sigma·‖K‖² = {_num(float(_get(hyp, 'value')))} < 1")
+    relaxation = params.get("relaxation")
+    rng = _get(report, "relaxation_range")
+    if relaxation is not None and abs(float(relaxation) - 1.0) > 1e-12:
+        parts.append(f"relaxation {_num(float(relaxation))}"
+                     + (f" in (0, {_num(float(rng[1]))})" if rng is not None else ""))
+    return parts
 
 
 def verdict_line(report: Any) -> str:
-    """One line: the verdict and, when guaranteed, the theorem (short) and alpha; else the reason."""
+    """One line: the verdict and, when guaranteed, the theorem (short) with its constants; else the reason.
+
+    For a guaranteed run the line names the theorem, the composed averagedness constant and the
+    step bound that was checked, e.g. ``guaranteed (PnP forward-backward, averaged composition
+    alpha = 0.93, step 1.0 < 2/‖A‖² = 2.0)``. ``report`` is an :class:`pnp.assumptions.AssumptionReport`
+    or its ``to_dict()`` form.
+
+    Examples
+    --------
+    >>> from pnp.assumptions import AssumptionReport, Hypothesis
+    >>> r = AssumptionReport("PGD", "guaranteed", "PnP forward-backward: composition of averaged maps",
+    ...                      (Hypothesis("step < 2/L", True),), alpha=0.93,
+    ...                      params={"step": 1.0, "L": 1.0, "relaxation": 1.0, "fidelity": "L2Fidelity"})
+    >>> verdict_line(r)
+    'guaranteed (PnP forward-backward, averaged composition alpha = 0.93, step 1.0 < 2/‖A‖² = 2.0)'
+    """
     if report is None:
         return "no guarantee: no assumption report"
-    verdict = report.verdict
+    verdict = _get(report, "verdict")
     if verdict == "guaranteed":
-        theorem = _short_theorem(report.theorem or "")
-        extra = f"; alpha = {report.alpha:.4g}" if report.alpha is not None else ""
-        line = f"{verdict} ({theorem}{extra})" if theorem else verdict
+        theorem = _short_theorem(_get(report, "theorem") or "")
+        params = _get(report, "params") or {}
+        algorithm = str(_get(report, "algorithm") or "")
+        if params.get("prior_kind") == "certified" and theorem and not theorem.startswith("PnP"):
+            theorem = f"PnP-{algorithm}: {theorem}" if algorithm else theorem
+        parts = ([theorem] if theorem else []) + _guarantee_details(report)
+        line = f"{verdict} ({', '.join(parts)})" if parts else str(verdict)
     else:
-        line = f"{verdict}: {report.reason}" if report.reason else verdict
-    if getattr(report, "unsafe", False):
+        reason = _get(report, "reason")
+        line = f"{verdict}: {reason}" if reason else str(verdict)
+    if _get(report, "unsafe", False):
         line += " [UNSAFE: run outside the convergence bound]"
     return line
 
@@ -529,11 +679,65 @@ def format_table(record: Mapping[str, Any]) -> str:
         lines.append("monotone     objective decreased at every iteration" if mono.get("holds") else
                      f"monotone     WARNING: objective increased at {mono.get('violations')} iteration(s) although "
                      "theory says it decreases (inexact prox or round-off)")
+    diag = record.get("diagnostics")
+    if diag:
+        lines.append(f"diagnostics  {diagnostics_line(diag)}")
     if record.get("figure"):
         lines.append(f"figure       {record['figure']}")
+    if diag and diag.get("figure"):
+        lines.append(f"diag figure  {diag['figure']}")
     if record.get("json"):
         lines.append(f"record       {record['json']}")
     return "\n".join(lines)
+
+
+def diagnostics_line(diag: Mapping[str, Any]) -> str:
+    """One line of the convergence diagnostics of a record (``record["diagnostics"]``).
+
+    Examples
+    --------
+    >>> diagnostics_line({"fixed_point_residual": 1e-4, "relative_fixed_point_residual": 1e-6,
+    ...                   "steps_monotone": True, "envelope_holds": None, "local_lipschitz": []})
+    'fixed-point residual 1.00e-04 (rel 1.00e-06); steps nonincreasing; envelope n/a; local Lip(D) n/a (no learned denoiser)'
+    """
+    fpr, rel = diag.get("fixed_point_residual"), diag.get("relative_fixed_point_residual")
+    parts = [f"fixed-point residual {_fmt(fpr, '.2e')} (rel {_fmt(rel, '.2e')})"]
+    if diag.get("steps_monotone"):
+        parts.append("steps nonincreasing")
+    else:
+        inc = diag.get("max_step_increase")
+        parts.append("steps increase" + (f" up to x{inc:.3g}" if _finite(inc) else ""))
+    holds = diag.get("envelope_holds")
+    if holds is None:
+        parts.append("envelope n/a")
+    elif holds:
+        parts.append(f"envelope holds (a = {_num(float(diag['alpha']))})")
+    else:
+        parts.append(f"envelope VIOLATED at {diag.get('envelope_violations')} step(s) (a = {_num(float(diag['alpha']))}, "
+                     "bound uses the estimated dist(x0, Fix T))")
+    lips = [p.get("estimate") for p in diag.get("local_lipschitz") or [] if _finite(p.get("estimate"))]
+    if lips:
+        parts.append(f"local Lip(D) {min(lips):.4f}..{max(lips):.4f} at {len(lips)} iterate(s)")
+    elif diag.get("notes"):
+        parts.append("local Lip(D) not computed (" + "; ".join(str(n) for n in diag["notes"]) + ")")
+    else:
+        parts.append("local Lip(D) n/a (no learned denoiser)")
+    return "; ".join(parts)
+
+
+def diagnostics_record(diag: Any, *, figure: str | Path | None = None) -> dict[str, Any]:
+    """Plain-data form of :class:`pnp.convergence.ConvergenceDiagnostics` for the JSON record.
+
+    ``diag.to_dict()`` (step lengths, envelope, fixed-point residual, local Lipschitz
+    estimates, theory line, notes) plus ``envelope_holds`` (None when no envelope applies,
+    else whether every step length lies below the estimated bound and the steps are
+    nonincreasing) and the path of the diagnostics ``figure``.
+    """
+    d = diag.to_dict()
+    d["envelope_holds"] = None if diag.envelope is None else bool(diag.envelope_violations == 0
+                                                                   and diag.steps_monotone)
+    d["figure"] = None if figure is None else str(figure)
+    return d
 
 
 def _finite(*values: Any) -> bool:
@@ -582,6 +786,8 @@ def solve(
     *,
     quiet: bool = False,
     stream: TextIO | None = None,
+    diagnostics: bool = False,
+    lipschitz_points: int = 4,
 ) -> dict[str, Any]:
     """Run one solve job and return its record.
 
@@ -593,6 +799,14 @@ def solve(
         No progress bar and no table.
     stream : TextIO, optional
         Where the table goes (default ``sys.stdout``).
+    diagnostics : bool
+        Run through :func:`pnp.convergence.run_with_diagnostics`: the record gets a
+        ``diagnostics`` entry (:func:`diagnostics_record`: final fixed-point residual, envelope
+        check, the denoiser's local Lipschitz estimates along the iterates) and, with figures
+        on, ``<stem>_diagnostics.png`` is written next to the main figure.
+    lipschitz_points : int
+        Number of iterates at which a denoiser's local Lipschitz constant is estimated (with
+        ``diagnostics``; 0 disables it; classical priors have no denoiser to probe).
 
     Returns
     -------
@@ -625,12 +839,15 @@ def solve(
     if prior_info["lam"] is None and hasattr(prior, "implied_lam"):
         prior_info["lam"] = float(prior.implied_lam(algorithm.step))
 
-    result = algorithm.run(
-        max_iter=sspec.max_iter,
-        tol=sspec.tol if sspec.tol > 0 else None,
-        time_limit=sspec.time_limit,
-        progress=not quiet,
-    )
+    run_options = dict(max_iter=sspec.max_iter, tol=sspec.tol if sspec.tol > 0 else None,
+                       time_limit=sspec.time_limit, progress=not quiet)
+    diag = None
+    if diagnostics:
+        from pnp.convergence import run_with_diagnostics
+
+        result, diag = run_with_diagnostics(algorithm, lipschitz_points=int(lipschitz_points), **run_options)
+    else:
+        result = algorithm.run(**run_options)
     x = result.x
     finite = bool(torch.isfinite(x).all())
     status = result.status if finite else "nan"
@@ -675,6 +892,22 @@ def solve(
             tol=sspec.tol if sspec.tol > 0 else None,
         )
 
+    diag_info: dict[str, Any] | None = None
+    if diag is not None:
+        diag_path: Path | None = None
+        if ospec.figure:
+            from pnp.convergence import plot_diagnostics
+
+            out_dir.mkdir(parents=True, exist_ok=True)
+            label = f"{sspec.algorithm.upper()} + {prior_info['name']}"
+            psnr_hist = [float(v) for v in result.history.get("psnr", [])]
+            diag_path = plot_diagnostics(
+                {label: diag}, out_dir / f"{stem}_diagnostics.png",
+                psnr={label: psnr_hist} if psnr_hist else None,
+                title=f"{spec.image}: convergence diagnostics of {label} ({status})",
+            )
+        diag_info = diagnostics_record(diag, figure=diag_path)
+
     json_path = Path(ospec.json).expanduser() if ospec.json else None
     record: dict[str, Any] = {
         "psnr_observed": psnr_obs,
@@ -709,6 +942,7 @@ def solve(
         },
         "stop_reason": result.diagnostics.get("stop_reason"),
         "monotone": _monotone_summary(result.diagnostics.get("monotone")),
+        "diagnostics": diag_info,
         "shape": list(problem.truth.shape),
         "problem": spec.to_dict(),
         "solver": sspec.to_dict(),
@@ -726,6 +960,195 @@ def solve(
     if not quiet:
         print(format_table(record), file=stream, flush=True)
     return record
+
+
+# ============================================================================ a folder of images
+def _batch_prior(spec: SolverSpec) -> str:
+    """The ``prior`` argument of :func:`pnp.batch.solve_folder` for a solver spec (missing models refused here)."""
+    if spec.is_shipped:
+        model, path = shipped_model(spec.prior)
+        return spec.prior if spec.prior in SHIPPED_PRIORS else str(path)
+    if spec.is_checkpoint:
+        path = Path(spec.prior).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint file '{path}' does not exist; pass an existing .pt file to --prior")
+        return str(path)
+    return spec.prior
+
+
+def _batch_step_factor(step: float | None, files: list[Path], *, kernel: str, boundary: str, size: int | None,
+                       gray: bool) -> float:
+    """``step * ‖A‖²`` with ‖A‖ computed on the first image's shape (solve_folder takes the step as a multiple of 1/‖A‖²)."""
+    if step is None:
+        return 1.0
+    from operators.blur import Blur
+    from operators.kernels import parse_kernel_spec
+    from problems import load_image
+
+    shape = tuple(load_image(files[0], size=size, gray=gray).shape)
+    norm = Blur(parse_kernel_spec(kernel), boundary=boundary, in_shape=shape).norm(shape)
+    return float(step) * norm**2 if norm > 0 else 1.0
+
+
+def _report_from_file(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("report")
+    except (OSError, ValueError):
+        return None
+
+
+def solve_batch(
+    config: SolveConfig,
+    input_dir: str | Path,
+    *,
+    observed: bool = False,
+    size: int | None = None,
+    batch_size: int = 8,
+    quiet: bool = False,
+    stream: TextIO | None = None,
+) -> dict[str, Any]:
+    """Reconstruct every image of a folder with the problem/solver settings of ``config``.
+
+    A thin layer over :func:`pnp.batch.solve_folder` (``stablepnp solve --input-dir``): the
+    blur kernel, boundary, Gaussian noise level, seed and colour mode come from
+    ``config.problem`` (its ``image`` is ignored), the prior, weight, algorithm, step,
+    relaxation and stopping rule from ``config.solver``, the output folder and figure switch
+    from ``config.output`` (``output.json``, when set, receives a copy of the summary).
+
+    Parameters
+    ----------
+    config : SolveConfig
+        The job; the operator must be a blur and the noise Gaussian.
+    input_dir : str or Path
+        Folder of images (see ``pnp.batch.IMAGE_SUFFIXES``).
+    observed : bool
+        The images are observations ``y`` to deblur (no ground truth, no PSNR), not truths.
+    size : int, optional
+        Square size every image is brought to; None keeps each image's size.
+    batch_size : int
+        Largest number of equal-shape images solved together.
+    quiet : bool
+        No progress bar and no table.
+    stream : TextIO, optional
+        Where the table goes (default ``sys.stdout``).
+
+    Returns
+    -------
+    dict
+        The summary of ``solve_folder`` (``images``, ``parameters``, ``out``, ``seconds``) with
+        ``guarantee_lines`` (the distinct verdict lines of the batches) and ``failed`` (names of
+        the images whose run diverged or produced NaN).
+
+    Raises
+    ------
+    ValueError, FileNotFoundError, ImportError
+        Settings the batch mode does not support (another operator or noise model, ``unsafe``,
+        ``time_limit``, ``lam`` for a denoiser), a missing folder or model.
+
+    Examples
+    --------
+    >>> summary = solve_batch(SolveConfig(), "photos/", quiet=True)  # doctest: +SKIP
+    """
+    from pnp.batch import IMAGE_SUFFIXES, solve_folder
+
+    stream = sys.stdout if stream is None else stream
+    spec, sspec, ospec = config.problem, config.solver, config.output
+    if spec.operator != "blur":
+        raise ValueError(f"--input-dir solves deblurring problems but the config sets operator {spec.operator!r}; "
+                         "set 'operator: blur' or solve one image at a time with --image")
+    if spec.noise_model != "gaussian":
+        raise ValueError(f"--input-dir assumes Gaussian noise but the config sets noise_model {spec.noise_model!r}; "
+                         "use noise_model 'gaussian' or solve one image at a time with --image")
+    if sspec.unsafe:
+        raise ValueError("--unsafe is not available with --input-dir; drop it (or run one image with --image --unsafe)")
+    if sspec.time_limit is not None:
+        raise ValueError("--time-limit is not available with --input-dir; drop it and bound the run with --max-iter")
+    if sspec.is_denoiser and sspec.lam is not None:
+        raise ValueError(f"--lam is not available for the denoiser prior {sspec.prior!r} with --input-dir; "
+                         "set the denoiser level with --denoiser-sigma instead")
+    src = Path(input_dir).expanduser()
+    if not src.is_dir():
+        raise FileNotFoundError(f"--input-dir '{src}' is not a folder; pass a folder of images")
+    files = sorted(q for q in src.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"--input-dir '{src}' holds no image ({', '.join(IMAGE_SUFFIXES)}); pass a folder of images")
+    prior = _batch_prior(sspec)
+    step_factor = _batch_step_factor(sspec.step, files, kernel=spec.kernel, boundary=spec.boundary, size=size,
+                                     gray=spec.gray)
+    try:
+        summary = solve_folder(
+            src, Path(ospec.dir).expanduser(), prior=prior, algorithm=sspec.algorithm, kernel=spec.kernel,
+            noise=spec.sigma, observed=observed, lam=sspec.lam, sigma=sspec.denoiser_sigma,
+            step_factor=step_factor, relaxation=sspec.relaxation, size=size, gray=spec.gray,
+            boundary=spec.boundary, seed=spec.seed, max_iter=sspec.max_iter,
+            tol=sspec.tol if sspec.tol > 0 else None, batch_size=batch_size, figures=ospec.figure,
+            progress=not quiet,
+        )
+    except ValueError as exc:
+        msg = str(exc).replace("pass unsafe=True to run anyway",
+                               "lower --step (--unsafe is not available with --input-dir)")
+        raise ValueError(msg) from None
+    out = Path(summary["out"])
+    lines: list[str] = []
+    for rec in summary["images"]:
+        line = verdict_line(_report_from_file(out / f"{Path(rec['file']).stem}.json"))
+        rec["guarantee_line"] = line
+        if line not in lines:
+            lines.append(line)
+    summary["guarantee_lines"] = lines
+    summary["failed"] = [Path(r["file"]).name for r in summary["images"] if r.get("status") in ("nan", "diverged")]
+    summary = _json_safe(summary)
+    if ospec.json:
+        json_path = Path(ospec.json).expanduser()
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        summary["json"] = str(json_path)
+    if not quiet:
+        print(format_batch_table(summary), file=stream, flush=True)
+    return summary
+
+
+def format_batch_table(summary: Mapping[str, Any]) -> str:
+    """The table printed by ``stablepnp solve --input-dir``: one row per image, the guarantee, the outputs."""
+    par = summary["parameters"]
+    images = summary["images"]
+    observed = bool(par.get("observed"))
+    value = par.get("value")
+    name = Path(par["prior"]).name if _is_checkpoint(str(par["prior"])) else par["prior"]
+    prior = f"{name} ({par.get('param', 'lam')} {_fmt(value, '.4g')})"
+    n_batches = len({r.get("batch") for r in images})
+    name_w = max([len("file")] + [len(Path(r["file"]).name) for r in images])
+    lines = [
+        f"input        {len(images)} image(s) in {n_batches} batch(es), "
+        + ("observations deblurred with " if observed else "synthetic observations: ")
+        + f"blur {par['kernel']}, noise sigma {par['noise']:g}",
+        f"solver       {par['algorithm'].upper()} with prior {prior}",
+        "",
+        f"  {'file':<{name_w}s}  {'shape':>11s}{'PSNR obs':>10s}{'PSNR':>8s}{'SSIM':>8s}{'iters':>7s}  "
+        f"{'status':<10s}guarantee",
+    ]
+    for r in images:
+        shape = "x".join(str(v) for v in r["shape"])
+        lines.append(
+            f"  {Path(r['file']).name:<{name_w}s}  {shape:>11s}{_fmt(r.get('psnr_observed'), '10.2f')}"
+            f"{_fmt(r.get('psnr'), '8.2f')}{_fmt(r.get('ssim'), '8.4f')}{r['iterations']:>7d}  "
+            f"{r['status']:<10s}{r.get('verdict') or '-'}"
+        )
+    scored = [r for r in images if _finite(r.get("psnr"), r.get("psnr_observed"))]
+    if scored:
+        mean_obs = sum(r["psnr_observed"] for r in scored) / len(scored)
+        mean_rec = sum(r["psnr"] for r in scored) / len(scored)
+        lines.append(f"  {'mean':<{name_w}s}  {'':>11s}{mean_obs:10.2f}{mean_rec:8.2f}   ({mean_rec - mean_obs:+.2f} dB)")
+    lines.append("")
+    for i, line in enumerate(summary.get("guarantee_lines") or []):
+        lines.append(f"{'guarantee' if i == 0 else '':<13s}{line}")
+    lines.append(f"time         {summary['seconds']:.2f} s")
+    out = Path(summary["out"])
+    lines.append(f"output       {out}/ (<name>.json, <name>.png, <name>_reconstruction.npy per image)")
+    lines.append(f"summary      {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'summary.json'}")
+    if summary.get("json"):
+        lines.append(f"record       {summary['json']}")
+    return "\n".join(lines)
 
 
 # ============================================================================ field helpers

@@ -263,3 +263,178 @@ def test_missing_subcommand_module(monkeypatch):
 def test_unknown_and_missing_command():
     assert_one_line_error(*run_cli(["frobnicate"])[::2], "unknown command 'frobnicate'")
     assert_one_line_error(*run_cli([])[::2], "choose a command")
+
+
+# ---------------------------------------------------------------------------- folders, diagnostics, shipped priors
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    """Three 32x32 grey PNGs."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:32, 0:32]
+    for i, name in enumerate(("a", "b", "c")):
+        img = 0.5 + 0.3 * np.sin((xx + 3 * i) / 4.0) * np.cos(yy / 5.0) + 0.05 * rng.standard_normal((32, 32))
+        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(folder / f"{name}.png")
+    return folder
+
+
+def test_input_dir_writes_records_figures_and_summary(image_dir, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(["solve", "--input-dir", str(image_dir), "--out", str(out), "--max-iter", "10",
+                                 "--json", str(tmp_path / "summary.json")])
+    assert code == 0, err
+    for name in ("a", "b", "c"):
+        record = json.loads((out / f"{name}.json").read_text())
+        assert record["psnr"] > record["psnr_observed"] and record["iterations"] == 10
+        assert record["verdict"] == "guaranteed" and record["batch_size"] == 3  # equal shapes: one batch
+        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert np.load(out / f"{name}_reconstruction.npy").shape == (1, 32, 32)
+    for summary in ("summary.md", "summary.csv", "summary.json"):
+        assert (out / summary).is_file()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [Path(r["file"]).name for r in summary["images"]] == ["a.png", "b.png", "c.png"]
+    assert summary["failed"] == []
+    for fragment in ("a.png", "b.png", "c.png", "mean", "PSNR", "guaranteed (Forward-backward splitting",
+                     "summary.md"):
+        assert fragment in stdout
+    assert "solve" in err  # the progress bar
+
+
+def test_input_dir_observed(image_dir, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(["solve", "--input-dir", str(image_dir), "--observed", "--out", str(out),
+                                 "--max-iter", "3", "--no-figure", "--quiet"])
+    assert code == 0, err
+    assert stdout == ""
+    record = json.loads((out / "a.json").read_text())
+    assert record["observed_input"] is True and record["psnr"] is None
+    assert not (out / "a.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--image", "camera"], "not allowed with argument"),
+        (["--diagnostics"], "--diagnostics applies to a single image"),
+        (["--unsafe"], "--unsafe is not available with --input-dir"),
+    ],
+)
+def test_input_dir_usage_errors(image_dir, tmp_path, argv, fragment):
+    assert_one_line_error(*run_cli(["solve", "--input-dir", str(image_dir), "--out", str(tmp_path), *argv])[::2],
+                          fragment)
+
+
+def test_folder_flags_need_input_dir():
+    assert_one_line_error(*run_cli(["solve", "--observed"])[::2], "--observed applies to a folder")
+
+
+def test_input_dir_missing_folder(tmp_path):
+    assert_one_line_error(*run_cli(["solve", "--input-dir", str(tmp_path / "nope")])[::2], "is not a folder")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A tiny certified averaged denoiser trained for 6 steps (about 2 s)."""
+    import torch
+
+    from priors.training import TrainConfig, train
+
+    tmp = tmp_path_factory.mktemp("tiny_model")
+    threads = torch.get_num_threads()
+    config = {
+        "arch": "averaged",
+        "model": {"width": 4, "depth": 2},
+        "data": {"patch_size": 16, "batch_size": 2, "dead_leaves_fraction": 1.0, "photos": False,
+                 "pool_size": 2, "refresh_every": 1000},
+        "noise": {"sigma_min": "5/255", "sigma_max": "55/255"},
+        "optim": {"name": "adam", "lr": 1e-3, "steps": 6},
+        "validation": {"every": 3, "size": 32},
+        "checkpoint": {"dir": str(tmp / "run"), "every": 6},
+        "seed": 0,
+        "threads": 1,
+    }
+    try:
+        summary = train(TrainConfig.from_dict(config), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return Path(summary["model"])
+
+
+@pytest.fixture(scope="module")
+def diagnostics_run(tiny_model, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("diag")
+    code, out, err = run_cli(["solve", "--size", "32", "--prior", str(tiny_model), "--max-iter", "12", "--diagnostics",
+                              "--out", str(tmp / "out"), "--json", str(tmp / "run.json")])
+    return {"code": code, "out": out, "err": err, "json": tmp / "run.json", "dir": tmp / "out"}
+
+
+def test_diagnostics_record_and_figure(diagnostics_run):
+    assert diagnostics_run["code"] == 0, diagnostics_run["err"]
+    record = json.loads(diagnostics_run["json"].read_text())
+    diag = record["diagnostics"]
+    assert diag["fixed_point_residual"] > 0 and diag["relative_fixed_point_residual"] > 0
+    assert len(diag["step_lengths"]) == 12 and len(diag["envelope"]) == 12
+    assert diag["steps_monotone"] is True and diag["envelope_holds"] is True  # averaged PnP-PGD
+    assert diag["alpha"] == pytest.approx(record["guarantee"]["report"]["alpha"])  # relaxation 1
+    lips = diag["local_lipschitz"]
+    assert lips and all(0 < p["estimate"] <= 1.0 + 1e-3 for p in lips)  # certified nonexpansive
+    assert diag["max_local_lipschitz"] == pytest.approx(max(p["estimate"] for p in lips))
+    figure = Path(diag["figure"])
+    assert figure.parent == Path(record["figure"]).parent and figure.name.endswith("_diagnostics.png")
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for fragment in ("diagnostics  fixed-point residual", "envelope holds", "local Lip(D)", "diag figure"):
+        assert fragment in diagnostics_run["out"]
+
+
+def test_verdict_line_states_alpha_and_step_bound(diagnostics_run):
+    record = json.loads(diagnostics_run["json"].read_text())
+    report = record["guarantee"]["report"]
+    line = record["guarantee"]["line"]
+    assert line.startswith("guaranteed (PnP forward-backward, averaged composition alpha = ")
+    assert f"alpha = {report['alpha']:.4g}" in line
+    assert "step 1.0 < 2/‖A‖² = 2.0" in line  # normalised circular blur: ‖A‖ = 1, default step 1/‖A‖²
+    assert record["solver"]["relaxation"] == 1.0  # learned prior with PGD: no relaxation unless given
+    assert f"guarantee    {line}" in diagnostics_run["out"]
+
+
+def test_diagnostics_without_denoiser(tmp_path):
+    out_json = tmp_path / "r.json"
+    code, _, err = run_cli(["solve", "--size", "32", "--max-iter", "5", "--algorithm", "fista", "--diagnostics",
+                            "--quiet", "--no-figure", "--out", str(tmp_path), "--json", str(out_json)])
+    assert code == 0, err
+    diag = json.loads(out_json.read_text())["diagnostics"]
+    assert diag["envelope"] is None and diag["envelope_holds"] is None  # FISTA: no averaged-map envelope
+    assert diag["local_lipschitz"] == [] and diag["figure"] is None
+
+
+def test_shipped_prior_missing_weights(image_dir, tmp_path, monkeypatch):
+    import priors.pretrained
+
+    monkeypatch.setattr(priors.pretrained, "WEIGHTS_DIR", tmp_path)  # empty: no shipped model installed
+    assert_one_line_error(*run_cli(["solve", "--size", "32", "--prior", "averaged"])[::2],
+                          "stablepnp train priors/configs/averaged_gray.yaml", "not installed")
+    assert_one_line_error(*run_cli(["solve", "--input-dir", str(image_dir), "--out", str(tmp_path / "o"),
+                                    "--prior", "averaged"])[::2],
+                          "stablepnp train priors/configs/averaged_gray.yaml")
+    assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+def test_shipped_prior_by_name(tiny_model, tmp_path, monkeypatch):
+    import shutil
+
+    import priors.pretrained
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    shutil.copy(tiny_model, weights / "averaged_gray.pt")
+    monkeypatch.setattr(priors.pretrained, "WEIGHTS_DIR", weights)
+    out_json = tmp_path / "r.json"
+    code, _, err = run_cli(["solve", "--size", "32", "--prior", "averaged", "--max-iter", "3", "--quiet",
+                            "--no-figure", "--out", str(tmp_path), "--json", str(out_json)])
+    assert code == 0, err
+    record = json.loads(out_json.read_text())
+    assert record["prior"] == "averaged" and record["solver"]["relaxation"] == 1.0
+    assert record["guarantee"]["verdict"] == "guaranteed"
+    assert SolverSpec(prior="averaged_gray").is_shipped  # any installed model name is accepted
