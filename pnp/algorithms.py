@@ -100,17 +100,6 @@ class PGD(Algorithm):
     name: ClassVar[str] = "PGD"
     needs_grad: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        problem_or_fidelity: Any,
-        prior: Any,
-        *,
-        step: float | None = None,
-        relaxation: float = 1.0,
-        unsafe: bool = False,
-    ) -> None:
-        super().__init__(problem_or_fidelity, prior, step=step, relaxation=relaxation, unsafe=unsafe)
-
     def _resolve_step(self, step: float | None) -> float:
         if step is None:
             L = self._require_L("PGD")
@@ -120,10 +109,6 @@ class PGD(Algorithm):
             self._refuse(f"step {step:g} {verb} the convergence bound 2/L = {2.0 / self.L:g} for PGD "
                          f"({self._lipschitz_text()})")
         return step
-
-    def _report(self) -> AssumptionReport:
-        return check_assumptions("PGD", self.fidelity, self.prior, step=self.step, relaxation=self.relaxation,
-                                 L=self.L, unsafe=self.unsafe_used)
 
     def _monotone_expected(self) -> tuple[bool, str]:
         r = self._assumptions
@@ -233,12 +218,19 @@ class FISTA(Algorithm):
 
 
 # ====================================================================== ADMM
-def _default_prox_step(alg: Algorithm, step: float | None) -> float:
-    if step is not None:
-        return step
-    if alg.L is not None and alg.L > 0:
-        return 1.0 / alg.L
-    return 1.0
+class _ProxSplitting(Algorithm):
+    """Shared parts of ADMM, DRS and HQS: they need the fidelity's prox and use the step
+    gamma = 1/penalty, by default 1/L (or 1 when L is unknown)."""
+
+    needs_fidelity_prox: ClassVar[bool] = True
+
+    def _resolve_step(self, step: float | None) -> float:
+        if step is not None:
+            return step
+        return 1.0 / self.L if self.L is not None and self.L > 0 else 1.0
+
+    def parameters(self) -> dict[str, Any]:
+        return {**super().parameters(), "penalty": 1.0 / self.step}
 
 
 @dataclass(frozen=True)
@@ -255,7 +247,7 @@ class ADMMState:
     iteration: int = 0
 
 
-class ADMM(Algorithm):
+class ADMM(_ProxSplitting):
     """ADMM (scaled form) for ``min f(v) + g(x)`` s.t. ``v = x``, with over-relaxation.
 
     ``v⁺ = prox_{γ f}(x − u)``, ``v̂ = λ v⁺ + (1 − λ) x``, ``x⁺ = prox_{γ g}(v̂ + u)``,
@@ -290,29 +282,6 @@ class ADMM(Algorithm):
     """
 
     name: ClassVar[str] = "ADMM"
-    needs_fidelity_prox: ClassVar[bool] = True
-
-    def __init__(
-        self,
-        problem_or_fidelity: Any,
-        prior: Any,
-        *,
-        step: float | None = None,
-        relaxation: float = 1.0,
-        unsafe: bool = False,
-    ) -> None:
-        super().__init__(problem_or_fidelity, prior, step=step, relaxation=relaxation, unsafe=unsafe)
-
-    def _resolve_step(self, step: float | None) -> float:
-        return _default_prox_step(self, step)
-
-    def _report(self) -> AssumptionReport:
-        return check_assumptions("ADMM", self.fidelity, self.prior, step=self.step, relaxation=self.relaxation,
-                                 L=self.L, unsafe=self.unsafe_used)
-
-    def parameters(self) -> dict[str, Any]:
-        return {**super().parameters(), "penalty": 1.0 / self.step}
-
     def init(self, x0: Tensor) -> ADMMState:
         return ADMMState(x=x0, x_data=x0, u=torch.zeros_like(x0), iteration=0)
 
@@ -334,7 +303,7 @@ class DRSState:
     iteration: int = 0
 
 
-class DRS(Algorithm):
+class DRS(_ProxSplitting):
     """Douglas–Rachford splitting with relaxation.
 
     ``v = prox_{γ f}(z)``, ``x = prox_{γ g}(2v − z)``, ``z⁺ = z + λ (x − v)``. The map
@@ -368,26 +337,6 @@ class DRS(Algorithm):
     """
 
     name: ClassVar[str] = "DRS"
-    needs_fidelity_prox: ClassVar[bool] = True
-
-    def __init__(
-        self,
-        problem_or_fidelity: Any,
-        prior: Any,
-        *,
-        step: float | None = None,
-        relaxation: float = 1.0,
-        unsafe: bool = False,
-    ) -> None:
-        super().__init__(problem_or_fidelity, prior, step=step, relaxation=relaxation, unsafe=unsafe)
-
-    def _resolve_step(self, step: float | None) -> float:
-        return _default_prox_step(self, step)
-
-    def _report(self) -> AssumptionReport:
-        return check_assumptions("DRS", self.fidelity, self.prior, step=self.step, relaxation=self.relaxation,
-                                 L=self.L, unsafe=self.unsafe_used)
-
     def init(self, x0: Tensor) -> DRSState:
         return DRSState(z=x0, x=x0, iteration=0)
 
@@ -408,7 +357,7 @@ class HQSState:
     iteration: int = 0
 
 
-class HQS(Algorithm):
+class HQS(_ProxSplitting):
     """Half-quadratic splitting with a fixed penalty: ``x⁺ = x + λ (prox_{γ g}(prox_{γ f}(x)) − x)``.
 
     With a fixed ``γ`` this is alternating minimisation of ``f(v) + g(x) + ‖v − x‖²/(2γ)``,
@@ -441,29 +390,6 @@ class HQS(Algorithm):
     """
 
     name: ClassVar[str] = "HQS"
-    needs_fidelity_prox: ClassVar[bool] = True
-
-    def __init__(
-        self,
-        problem_or_fidelity: Any,
-        prior: Any,
-        *,
-        step: float | None = None,
-        relaxation: float = 1.0,
-        unsafe: bool = False,
-    ) -> None:
-        super().__init__(problem_or_fidelity, prior, step=step, relaxation=relaxation, unsafe=unsafe)
-
-    def _resolve_step(self, step: float | None) -> float:
-        return _default_prox_step(self, step)
-
-    def _report(self) -> AssumptionReport:
-        return check_assumptions("HQS", self.fidelity, self.prior, step=self.step, relaxation=self.relaxation,
-                                 L=self.L, unsafe=self.unsafe_used)
-
-    def parameters(self) -> dict[str, Any]:
-        return {**super().parameters(), "penalty": 1.0 / self.step}
-
     def init(self, x0: Tensor) -> HQSState:
         return HQSState(x=x0, x_data=x0, iteration=0)
 

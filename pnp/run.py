@@ -22,7 +22,7 @@ from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from pnp.assumptions import AssumptionReport
+from pnp.assumptions import AssumptionReport, check_assumptions
 from pnp.diagnostics import DivergenceMonitor, MonotonicityCheck, MonotonicityReport, psnr, relative_residual
 from pnp.result import Result
 from pnp.stopping import IterationInfo, StoppingCriterion, default_criterion
@@ -149,7 +149,8 @@ class Algorithm:
         raise NotImplementedError
 
     def _report(self) -> AssumptionReport:
-        raise NotImplementedError
+        return check_assumptions(self.name, self.fidelity, self.prior, step=self.step, relaxation=self.relaxation,
+                                 L=self.L, unsafe=self.unsafe_used)
 
     def parameters(self) -> dict[str, Any]:
         """The iteration's parameters (recorded in :attr:`Result.params`)."""
