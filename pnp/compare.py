@@ -459,18 +459,10 @@ class CompareConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "CompareConfig":
-        """Read a YAML file (``yaml.safe_load``)."""
-        import yaml
+        """Read a YAML file (``yaml.safe_load``, one-line errors)."""
+        from problems.spec import load_yaml_mapping
 
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"compare config '{p}' does not exist")
-        try:
-            data = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ValueError(f"compare config '{p}' is not valid YAML: {first}") from None
-        return cls.from_dict(data or {})
+        return cls.from_dict(load_yaml_mapping(path))
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(dataclasses.asdict(self))

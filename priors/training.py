@@ -182,14 +182,9 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"training config '{path}' does not exist")
-        try:
-            raw = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ValueError(f"training config '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from None
-        return cls.from_dict(raw)
+        from problems.spec import load_yaml_mapping
+
+        return cls.from_dict(load_yaml_mapping(path))
 
     def to_dict(self) -> dict:
         d = asdict(self)

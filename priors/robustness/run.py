@@ -26,7 +26,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-import yaml
 
 from .attacks import accuracy, curve_auc, fgsm, gaussian_noise, pgd, robust_accuracy, salt_and_pepper
 from .certified import certified_curve, lmt_logits, margins
@@ -251,13 +250,12 @@ def load_config(path: str | Path) -> RobustnessConfig:
     >>> cfg.data.dataset
     'fashion_mnist_subset'
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config file {path} not found; pass the path of a YAML config")
+    from problems.spec import load_yaml_mapping
+
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raw = load_yaml_mapping(path)
+    except FileNotFoundError as exc:
+        raise ValueError(f"{exc}; pass the path of a YAML config") from None
     return _parse(raw)
 
 
