@@ -63,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         "averaged, constraint off": AveragedResNet(width=args.width, depth=args.depth, constrained=False),
         "DnCNN (same depth/width)": DnCNN(width=args.width, depth=args.depth),
     }
+    if Path(args.model).is_file():
+        # the trained model's blocks may use several sub-steps each: time its real training step too
+        trained = load_checkpoint(args.model)
+        subs = sum(b.schedule()[1] for b in trained.blocks)
+        nets[f"averaged, model file ({subs} sub-steps in all)"] = trained
     times = {}
     for name, net in nets.items():
         net.train()
@@ -87,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     models = {"averaged (random init)": nets["averaged, constraint on"].eval(),
               "DnCNN ours (random init)": nets["DnCNN (same depth/width)"].eval()}
     if Path(args.model).is_file():
-        models["averaged (model file)"] = load_checkpoint(args.model)
+        models["averaged (model file)"] = load_checkpoint(args.model).eval()
     try:
         import deepinv
 
