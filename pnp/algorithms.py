@@ -282,6 +282,7 @@ class ADMM(_ProxSplitting):
     """
 
     name: ClassVar[str] = "ADMM"
+
     def init(self, x0: Tensor) -> ADMMState:
         return ADMMState(x=x0, x_data=x0, u=torch.zeros_like(x0), iteration=0)
 
@@ -337,6 +338,7 @@ class DRS(_ProxSplitting):
     """
 
     name: ClassVar[str] = "DRS"
+
     def init(self, x0: Tensor) -> DRSState:
         return DRSState(z=x0, x=x0, iteration=0)
 
@@ -390,6 +392,7 @@ class HQS(_ProxSplitting):
     """
 
     name: ClassVar[str] = "HQS"
+
     def init(self, x0: Tensor) -> HQSState:
         return HQSState(x=x0, x_data=x0, iteration=0)
 
