@@ -185,3 +185,22 @@ def test_sigma_outside_trained_range_is_warned_once():
         warnings.simplefilter("error")
         net(x, 0.1)
         net(x, 0.5)  # only once per model
+
+
+def test_shipped_averaged_prior_certificate_holds_against_search():
+    from priors.pretrained import load_pretrained, pretrained_names
+
+    if "averaged_gray" not in pretrained_names():
+        pytest.fail("the shipped model priors/weights/averaged_gray.pt is missing")
+    model = load_pretrained("averaged_gray")  # recomputes the rigorous bound and compares it
+    cert = certify(model, power_iters=6, ascent_steps=8)
+    assert cert.lipschitz <= 1.0 + 1e-9 and cert.alpha is not None and cert.alpha < 1.0
+    assert cert.empirical <= cert.lipschitz * (1 + 1e-6)
+    # and it denoises: better than the noisy input on a held-out image
+    from problems.images import load_image
+    from problems.metrics import psnr
+
+    x = load_image("motorcycle", size=64)
+    y = x + (25 / 255) * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert float(psnr(model(y, 25 / 255), x)[0]) > float(psnr(y, x)[0]) + 3.0
