@@ -27,3 +27,29 @@ def strict_keys(d: dict, valid: set[str], where: str) -> None:
     unknown = sorted(set(d) - valid)
     if unknown:
         raise ValueError(f"unknown key '{unknown[0]}' in {where}; valid keys: {', '.join(sorted(valid))}")
+
+
+class ModelConfigMixin:
+    """``to_dict`` / strict ``from_dict`` shared by the frozen model-config dataclasses.
+
+    Float fields accept numbers or fraction strings; ``sigma_range`` is a pair of them.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d["sigma_range"] = list(d["sigma_range"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        fields = cls.__dataclass_fields__
+        strict_keys(d, set(fields), "model config")
+        d = dict(d)
+        for key, value in d.items():
+            if key == "sigma_range":
+                d[key] = tuple(parse_number(v, "model.sigma_range") for v in value)
+            elif isinstance(fields[key].default, float):
+                d[key] = parse_number(value, f"model.{key}")
+        return cls(**d)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import deepinv
@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._config import parse_number, strict_keys
+from ._config import ModelConfigMixin
 
 __all__ = [
     "INTEGRATORS",
@@ -78,7 +78,7 @@ def composed_alpha(alphas: list[float]) -> float:
 
 
 @dataclass(frozen=True)
-class AveragedResNetConfig:
+class AveragedResNetConfig(ModelConfigMixin):
     """Architecture of :class:`AveragedResNet` (stored in every checkpoint)."""
 
     in_channels: int = 1
@@ -113,22 +113,6 @@ class AveragedResNetConfig:
         lo, hi = self.sigma_range
         if not 0 <= lo < hi:
             raise ValueError(f"sigma_range must be (lo, hi) with 0 <= lo < hi, got {self.sigma_range}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["sigma_range"] = list(self.sigma_range)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "AveragedResNetConfig":
-        strict_keys(d, set(cls.__dataclass_fields__), "model config")
-        d = dict(d)
-        if "sigma_range" in d:
-            d["sigma_range"] = tuple(parse_number(v, "model.sigma_range") for v in d["sigma_range"])
-        for key in ("sigma_ref", "safety", "negative_slope"):
-            if key in d:
-                d[key] = parse_number(d[key], f"model.{key}")
-        return cls(**d)
 
 
 class GradientStepBlock(nn.Module):

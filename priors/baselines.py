@@ -9,7 +9,7 @@ for a trained network is far above 1) and ``alpha=None``.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import deepinv
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._config import parse_number, strict_keys
+from ._config import ModelConfigMixin
 
 from .base import Certificate, cached_certificate
 from .spectral import conv_norm_bound
@@ -26,27 +26,12 @@ __all__ = ["DnCNNConfig", "DnCNN"]
 
 
 @dataclass(frozen=True)
-class DnCNNConfig:
+class DnCNNConfig(ModelConfigMixin):
     in_channels: int = 1
     width: int = 32
     depth: int = 8
     sigma_ref: float = 25 / 255
     sigma_range: tuple[float, float] = (5 / 255, 55 / 255)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["sigma_range"] = list(self.sigma_range)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DnCNNConfig":
-        strict_keys(d, set(cls.__dataclass_fields__), "model config")
-        d = dict(d)
-        if "sigma_range" in d:
-            d["sigma_range"] = tuple(parse_number(v, "model.sigma_range") for v in d["sigma_range"])
-        if "sigma_ref" in d:
-            d["sigma_ref"] = parse_number(d["sigma_ref"], "model.sigma_ref")
-        return cls(**d)
 
 
 class DnCNN(deepinv.models.Denoiser):
