@@ -48,6 +48,7 @@ __all__ = [
     "GradientStepBlock",
     "AveragedResNet",
     "composed_alpha",
+    "untie_substeps",
 ]
 
 #: Butcher tableaux of explicit integrators (a, b) and their circle-contractivity radius r.
@@ -57,7 +58,12 @@ INTEGRATORS: dict[str, dict[str, Any]] = {
     "rk4": {"a": [[0.5], [0.0, 0.5], [0.0, 0.0, 1.0]], "b": [1 / 6, 1 / 3, 1 / 3, 1 / 6], "radius": 1.0},
 }
 
-_ACTIVATIONS = {"relu": 1.0, "leaky_relu": 1.0}
+#: Admissible activations and their Lipschitz constant: monotone, slope in [0, 1] (so each is the
+#: derivative of a convex potential psi).  The ReLU family makes psi grow quadratically, so the flow
+#: shrinks *large* responses W x (edges) hardest; the saturating ones (tanh: psi = log cosh, hardtanh:
+#: psi = Huber) grow linearly, the TV-like behaviour that preserves edges and flattens small
+#: (noise) responses.
+_ACTIVATIONS = {"relu": 1.0, "leaky_relu": 1.0, "tanh": 1.0, "hardtanh": 1.0}
 
 
 def composed_alpha(alphas: list[float]) -> float:
@@ -92,6 +98,7 @@ class AveragedResNetConfig(ModelConfigMixin):
     safety: float = 0.95  # c in h L ||W||^2 <= 2 r c
     max_substeps: int = 4
     constrained: bool = True
+    differentiable_norm: bool = False  # training only: gradient of the step bound w.r.t. W (see schedule)
     sigma_ref: float = 25 / 255  # sigma is fed to the conditioning as sigma / sigma_ref
     sigma_range: tuple[float, float] = (5 / 255, 55 / 255)
 
@@ -146,12 +153,15 @@ class GradientStepBlock(nn.Module):
         safety: float = 0.95,
         max_substeps: int = 4,
         constrained: bool = True,
+        differentiable_norm: bool = False,
         power_size: int = 32,
     ) -> None:
         super().__init__()
         self.width, self.kernel_size, self.boundary = width, kernel_size, boundary
         self.integrator, self.safety, self.max_substeps = integrator, safety, max_substeps
         self.constrained = constrained
+        self.differentiable_norm = differentiable_norm
+        self.activation = activation
         self.negative_slope = negative_slope if activation == "leaky_relu" else 0.0
         self.lip_activation = _ACTIVATIONS[activation]
         self.radius = INTEGRATORS[integrator]["radius"]
@@ -213,6 +223,14 @@ class GradientStepBlock(nn.Module):
         t = self.integration_time()
         if not self.constrained:
             return t, 1
+        if norm is None and self.training and self.differentiable_norm:
+            # ||W|| ~ ||W u|| with the (detached) power vector u, differentiable in W as in spectral
+            # normalisation: the optimiser then sees that scaling W up shrinks the allowed step.
+            nu2 = self.conv(self.power_vector.to(self.weight.dtype)).pow(2).sum()
+            curv_t = self.lip_activation * torch.maximum(nu2, nu2.new_tensor(1e-30))
+            h_max_t = 2 * self.radius * self.safety / curv_t
+            n = int(min(self.max_substeps, max(1, math.ceil(float(t.detach() / h_max_t.detach())))))
+            return torch.minimum(t / n, h_max_t), n
         norm = float(self.norm_estimate) if norm is None else norm
         curv = self.lip_activation * norm**2
         h_max = 2 * self.radius * self.safety / max(curv, 1e-30)
@@ -223,7 +241,13 @@ class GradientStepBlock(nn.Module):
     # -- forward ----------------------------------------------------------------------------------
     def field(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         z = self.conv(x) + bias
-        return self.conv_adjoint(F.leaky_relu(z, self.negative_slope))
+        if self.activation == "tanh":
+            a = torch.tanh(z)
+        elif self.activation == "hardtanh":
+            a = F.hardtanh(z)
+        else:
+            a = F.leaky_relu(z, self.negative_slope)
+        return self.conv_adjoint(a)
 
     def forward(self, x: torch.Tensor, sigma_feature: torch.Tensor) -> torch.Tensor:
         if self.training and self.constrained:
@@ -282,6 +306,7 @@ class AveragedResNet(deepinv.models.Denoiser):
                 safety=cfg.safety,
                 max_substeps=cfg.max_substeps,
                 constrained=cfg.constrained,
+                differentiable_norm=cfg.differentiable_norm,
             )
             for _ in range(cfg.depth)
         )
@@ -361,3 +386,37 @@ class AveragedResNet(deepinv.models.Denoiser):
         """Run the warm-started power iterations further (e.g. after training)."""
         for block in self.blocks:
             block.refresh_norm(iterations=iterations)
+
+
+@torch.no_grad()
+def untie_substeps(model: AveragedResNet) -> AveragedResNet:
+    """The same map with every integration sub-step turned into its own block (weights untied).
+
+    A constrained block that takes ``n`` sub-steps of size ``h`` becomes ``n`` blocks with
+    ``max_substeps = 1``, each a copy of its weights whose integration time is ``h``; the map
+    ``x -> D(x, sigma)`` is unchanged (up to rounding) and so is its certificate, but training
+    can then move the copies apart: depth at the same cost per forward pass.  Used to warm-start
+    a deeper network from a trained one (``init_from`` in a training config).
+    """
+    cfg = model.config
+    if not cfg.constrained:
+        raise ValueError("untie_substeps needs a constrained model (an unconstrained block takes a single step)")
+    schedules = [blk.schedule() for blk in model.blocks]
+    depth = sum(n for _, n in schedules)
+    out = AveragedResNet(AveragedResNetConfig.from_dict({**cfg.to_dict(), "depth": depth, "max_substeps": 1}))
+    out.theta_raw.copy_(model.theta_raw)
+    out.gain_raw.copy_(model.gain_raw)
+    k = 0
+    for blk, (h, n) in zip(model.blocks, schedules):
+        for _ in range(n):
+            new = out.blocks[k]
+            new.weight.copy_(blk.weight)
+            new.bias.copy_(blk.bias)
+            new.bias_sigma.copy_(blk.bias_sigma)
+            new.power_vector.copy_(blk.power_vector)
+            new.norm_estimate.copy_(blk.norm_estimate)
+            # softplus^{-1}(h): the new block's time is exactly the old sub-step
+            hv = float(h)
+            new.time_raw.fill_(hv + math.log(-math.expm1(-hv)))
+            k += 1
+    return out.train(model.training)

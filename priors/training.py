@@ -105,6 +105,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 0
+    init_from: str = ""  # model file or checkpoint whose weights start the run (warm start)
 
     @classmethod
     def from_dict(cls, raw: Any) -> "TrainConfig":
@@ -154,6 +155,7 @@ class TrainConfig:
             seed=int(top.get("seed", 0)),
             device=str(top.get("device", "auto")),
             threads=int(top.get("threads", 0)),
+            init_from=str(top.get("init_from") or ""),
         )
         cfg.check()
         return cfg
@@ -179,6 +181,8 @@ class TrainConfig:
             raise ValueError(f"device {self.device!r} unknown; valid: auto, cpu, cuda")
         if self.checkpoint.every < 1 or self.validation.every < 1:
             raise ValueError("checkpoint.every and validation.every must be >= 1")
+        if self.init_from and not Path(self.init_from).is_file():
+            raise ValueError(f"init_from: file '{self.init_from}' does not exist; give a model.pt or checkpoint.pt path")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
@@ -352,8 +356,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
         noise_gen.set_state(state["ranks"][rank]["noise_rng"])
         torch.set_rng_state(state["torch_rng"])
         step, log = int(state["step"]), list(state["log"])
-    elif resume and rank == 0:
-        print(f"stablepnp train: no checkpoint in '{out_dir}', starting from step 0", file=sys.stderr)
+    else:
+        if resume and rank == 0:
+            print(f"stablepnp train: no checkpoint in '{out_dir}', starting from step 0", file=sys.stderr)
+        if cfg.init_from:
+            warm_start(model, cfg.init_from)
     net = model
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
@@ -454,6 +461,27 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
     if distributed:
         torch.distributed.barrier()
     return summary
+
+
+def warm_start(model: torch.nn.Module, path: str | Path) -> None:
+    """Copy the weights of the model file (or checkpoint) ``path`` into ``model``.
+
+    Training-only fields of the architecture (``max_substeps``, ``differentiable_norm``) may
+    differ; the shapes must match.  A constrained averaged model is loaded into a deeper one with
+    ``max_substeps: 1`` by untying its sub-steps (:func:`priors.averaged.untie_substeps`), which
+    keeps the map unchanged at step 0.
+    """
+    from .averaged import AveragedResNet, untie_substeps
+    from .pretrained import load_checkpoint
+
+    src = load_checkpoint(path)
+    if (isinstance(src, AveragedResNet) and isinstance(model, AveragedResNet)
+            and model.config.max_substeps == 1 and model.config.depth != src.config.depth):
+        src = untie_substeps(src)
+    try:
+        model.load_state_dict(src.state_dict())
+    except RuntimeError as exc:
+        raise ValueError(f"init_from: '{path}' does not fit the model of this config: {str(exc).splitlines()[0]}") from None
 
 
 def load_training_checkpoint(path: str | Path) -> dict:

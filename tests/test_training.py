@@ -159,3 +159,30 @@ def test_ddp_two_cpu_processes(tmp_path):
     # the two ranks drew different data
     assert not torch.equal(state["ranks"][0]["noise_rng"], state["ranks"][1]["noise_rng"])
     load_checkpoint(tmp_path / "run" / "model.pt")
+
+
+def test_warm_start_untied_model_starts_from_the_same_map(tmp_path):
+    from priors.averaged import AveragedResNet
+    from priors.training import build_model, warm_start
+
+    first = train(TrainConfig.from_dict(tiny(tmp_path, model={"width": 4, "depth": 2, "max_substeps": 3})),
+                  progress=False)
+    src = load_checkpoint(first["model"])
+    steps = sum(b.schedule()[1] for b in src.blocks)
+    deep = build_model("averaged", {"width": 4, "depth": steps, "max_substeps": 1})
+    warm_start(deep, first["model"])
+    deep.eval()
+    x = torch.rand(2, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(deep(x, 0.1), src(x, 0.1), atol=1e-5)
+    assert isinstance(deep, AveragedResNet) and deep.certificate().lipschitz <= 1.0
+    # the config key runs it: training continues from those weights
+    cfg = tiny(tmp_path, model={"width": 4, "depth": steps, "max_substeps": 1, "differentiable_norm": True},
+               checkpoint={"dir": str(tmp_path / "run2")}, init_from=first["model"])
+    out = train(TrainConfig.from_dict(cfg), progress=False)
+    assert load_checkpoint(out["model"]).certificate().lipschitz <= 1.0
+    # shapes that do not fit are a one-line error
+    with pytest.raises(ValueError, match="init_from"):
+        warm_start(build_model("averaged", {"width": 6, "depth": 2}), first["model"])
+    with pytest.raises(ValueError, match="init_from: file"):
+        TrainConfig.from_dict(tiny(tmp_path, init_from=str(tmp_path / "missing.pt")))
