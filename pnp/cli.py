@@ -156,8 +156,9 @@ def build_solve_parser() -> argparse.ArgumentParser:
                    help="seed of the simulated noise (default 0)")
     g = p.add_argument_group("solver")
     g.add_argument("--prior", metavar="tv|wavelet|tikhonov|bm3d|averaged|dncnn|PATH.pt",
-                   help="regulariser or denoiser (default tv); averaged and dncnn are the shipped learned denoisers "
-                   "(priors/weights), any other shipped model name works too")
+                   help="regulariser or denoiser (default averaged: the shipped certified averaged denoiser, PnP "
+                   "with a convergence guarantee); dncnn is the shipped unconstrained baseline, any other shipped "
+                   "model name works too")
     g.add_argument("--lam", type=_number("a positive regularisation weight", minimum=0.0, strict=True), metavar="X",
                    help="regularisation weight (default: per prior, scaled with the noise level)")
     g.add_argument("--denoiser-sigma", type=_number("a positive denoiser noise level", minimum=0.0, strict=True),

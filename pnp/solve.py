@@ -126,7 +126,7 @@ class SolverSpec:
     'pgd'
     """
 
-    prior: str = "tv"
+    prior: str = "averaged"
     lam: float | None = None
     denoiser_sigma: float | None = None
     algorithm: str = "pgd"

@@ -98,6 +98,7 @@ class AveragedResNetConfig(ModelConfigMixin):
     safety: float = 0.95  # c in h L ||W||^2 <= 2 r c
     max_substeps: int = 4
     constrained: bool = True
+    log_gain_init: float = 0.0  # initial log s(sigma): sets where saturating activations saturate
     differentiable_norm: bool = False  # training only: gradient of the step bound w.r.t. W (see schedule)
     sigma_ref: float = 25 / 255  # sigma is fed to the conditioning as sigma / sigma_ref
     sigma_range: tuple[float, float] = (5 / 255, 55 / 255)
@@ -312,7 +313,7 @@ class AveragedResNet(deepinv.models.Denoiser):
         )
         # theta(sigma) = sigmoid(t0 + t1 sigma/sigma_ref) in (0, 1); s(sigma) = exp(g0 + g1 sigma/sigma_ref).
         self.theta_raw = nn.Parameter(torch.tensor([2.0, 0.0]))
-        self.gain_raw = nn.Parameter(torch.tensor([0.0, 0.0]))
+        self.gain_raw = nn.Parameter(torch.tensor([float(cfg.log_gain_init), 0.0]))
         self._warned_range = False
 
     # -- conditioning -----------------------------------------------------------------------------

@@ -49,7 +49,8 @@ def small_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("solve")
     threads = torch.get_num_threads()
     code, out, err = run_cli([
-        "solve", "--size", "64", "--max-iter", "15", "--out", str(tmp / "out"), "--json", str(tmp / "run.json"),
+        "solve", "--prior", "tv", "--size", "64", "--max-iter", "15", "--out", str(tmp / "out"),
+        "--json", str(tmp / "run.json"),
     ])
     assert torch.get_num_threads() == threads  # the CLI's --threads setting is restored afterwards
     return {"code": code, "out": out, "err": err, "json": tmp / "run.json", "dir": tmp / "out"}
@@ -296,7 +297,7 @@ def test_input_dir_writes_records_figures_and_summary(image_dir, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [Path(r["file"]).name for r in summary["images"]] == ["a.png", "b.png", "c.png"]
     assert summary["failed"] == []
-    for fragment in ("a.png", "b.png", "c.png", "mean", "PSNR", "guaranteed (Forward-backward splitting",
+    for fragment in ("a.png", "b.png", "c.png", "mean", "PSNR", "guaranteed (PnP forward-backward",
                      "summary.md"):
         assert fragment in stdout
     assert "solve" in err  # the progress bar
@@ -401,7 +402,8 @@ def test_verdict_line_states_alpha_and_step_bound(diagnostics_run):
 
 def test_diagnostics_without_denoiser(tmp_path):
     out_json = tmp_path / "r.json"
-    code, _, err = run_cli(["solve", "--size", "32", "--max-iter", "5", "--algorithm", "fista", "--diagnostics",
+    code, _, err = run_cli(["solve", "--prior", "tv", "--size", "32", "--max-iter", "5", "--algorithm", "fista",
+                            "--diagnostics",
                             "--quiet", "--no-figure", "--out", str(tmp_path), "--json", str(out_json)])
     assert code == 0, err
     diag = json.loads(out_json.read_text())["diagnostics"]
@@ -438,3 +440,17 @@ def test_shipped_prior_by_name(tiny_model, tmp_path, monkeypatch):
     assert record["prior"] == "averaged" and record["solver"]["relaxation"] == 1.0
     assert record["guarantee"]["verdict"] == "guaranteed"
     assert SolverSpec(prior="averaged_gray").is_shipped  # any installed model name is accepted
+
+
+def test_no_argument_solve_is_certified_pnp_with_the_shipped_averaged_prior(tmp_path):
+    """`stablepnp solve` without a prior runs PnP with the shipped averaged denoiser and says why it converges."""
+    out_json = tmp_path / "r.json"
+    code, out, err = run_cli(["solve", "--size", "48", "--max-iter", "4", "--no-figure", "--quiet",
+                              "--out", str(tmp_path), "--json", str(out_json)])
+    assert code == 0, err
+    record = json.loads(out_json.read_text())
+    assert record["prior"] == "averaged" and record["algorithm"] == "pgd"
+    g = record["guarantee"]
+    assert g["verdict"] == "guaranteed" and "averaged" in g["theorem"].lower() + " ".join(map(str, g.get("hypotheses", [])))
+    assert record["denoiser_sigma"] > 0
+    assert record["psnr"] > record["psnr_observed"]
