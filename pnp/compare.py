@@ -278,7 +278,7 @@ class TuningSpec:
     refine_steps : int
         Golden-section refinements around the best grid point.
     max_iter : int, optional
-        Iterations per tuning run (default: the solver's / prior's max_iter).
+        Iterations per tuning run, capped by the prior's own max_iter (default: the solver's / prior's max_iter).
 
     Examples
     --------
@@ -755,7 +755,9 @@ def tune(
     tcfg = config.tuning
     kernels = tcfg.kernels or (config.kernels[0],)
     size = tcfg.size if tcfg.size is not None else config.size
-    max_iter = tcfg.max_iter or entry.max_iter or config.solver.max_iter
+    # the tuning budget never exceeds the entry's own (BM3D runs 40 iterations, not the tuning's 100)
+    budgets = [m for m in (tcfg.max_iter, entry.max_iter) if m]
+    max_iter = min(budgets) if budgets else config.solver.max_iter
     tol = entry.tol or config.solver.tol
     problems = [_problem(tcfg.image, k, noise, size=size, gray=config.gray, boundary=config.boundary,
                          seed=config.seed) for k in kernels]

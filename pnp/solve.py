@@ -68,6 +68,12 @@ PRIOR_NAMES: tuple[str, ...] = ("tv", "wavelet", "tikhonov", "bm3d")
 #: (loaded by ``priors.load_pretrained``); any name of ``priors.pretrained_names()`` is accepted too.
 SHIPPED_PRIORS: dict[str, str] = {"averaged": "averaged_gray", "dncnn": "dncnn_gray"}
 
+#: Denoiser level used by default with a shipped denoiser in PnP, as a multiple of the noise level
+#: (then clipped into the model's trained range). Tuned for PnP-PGD deblurring on the held-out image
+#: ``motorcycle`` by ``python scripts/tune_solve_default.py --prior NAME``; models absent here use
+#: the noise level itself.
+PNP_SIGMA_SCALE: dict[str, float] = {}
+
 #: File suffixes read as learned-denoiser checkpoints by ``priors.load_checkpoint``.
 CHECKPOINT_SUFFIXES: tuple[str, ...] = (".pt", ".pth", ".ckpt")
 
@@ -498,7 +504,10 @@ def build_prior(spec: SolverSpec, problem_spec: ProblemSpec, *, channels: int | 
             fix = "--gray" if expected == 1 else "--color"
             raise ValueError(f"checkpoint '{path.name}' expects {expected}-channel images but the problem has "
                              f"{channels}; use {fix}")
-        sigma_default, source = _checkpoint_sigma(denoiser, noise)
+        scale = PNP_SIGMA_SCALE.get(info.get("model", ""), 1.0)
+        sigma_default, source = _checkpoint_sigma(denoiser, noise * scale)
+        if scale != 1.0:
+            source = f"{scale:g} x the noise level, tuned for PnP; {source}"
     if spec.lam is not None:
         return DenoiserPrior(denoiser, lam=spec.lam), info
     sigma = spec.denoiser_sigma

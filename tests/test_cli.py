@@ -454,3 +454,23 @@ def test_no_argument_solve_is_certified_pnp_with_the_shipped_averaged_prior(tmp_
     assert g["verdict"] == "guaranteed" and "averaged" in g["theorem"].lower() + " ".join(map(str, g.get("hypotheses", [])))
     assert record["denoiser_sigma"] > 0
     assert record["psnr"] > record["psnr_observed"]
+
+
+def test_shipped_prior_default_level_uses_the_tuned_scale(tiny_model, tmp_path, monkeypatch):
+    import shutil
+
+    import pnp.solve
+    import priors.pretrained
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    shutil.copy(tiny_model, weights / "averaged_gray.pt")
+    monkeypatch.setattr(priors.pretrained, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(pnp.solve, "PNP_SIGMA_SCALE", {"averaged_gray": 3.0})
+    out_json = tmp_path / "r.json"
+    code, _, err = run_cli(["solve", "--size", "32", "--noise", "0.02", "--max-iter", "2", "--quiet",
+                            "--no-figure", "--out", str(tmp_path), "--json", str(out_json)])
+    assert code == 0, err
+    record = json.loads(out_json.read_text())
+    assert record["denoiser_sigma"] == pytest.approx(0.06)
+    assert "tuned for PnP" in record["lam_source"]
