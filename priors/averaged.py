@@ -228,6 +228,9 @@ class GradientStepBlock(nn.Module):
             # ||W|| ~ ||W u|| with the (detached) power vector u, differentiable in W as in spectral
             # normalisation: the optimiser then sees that scaling W up shrinks the allowed step.
             nu2 = self.conv(self.power_vector.to(self.weight.dtype)).pow(2).sum()
+            # straight-through: the value is the stored estimate (the step used at inference),
+            # the gradient is that of ||W u||^2
+            nu2 = nu2 + (self.norm_estimate.to(nu2.dtype) ** 2 - nu2).detach()
             curv_t = self.lip_activation * torch.maximum(nu2, nu2.new_tensor(1e-30))
             h_max_t = 2 * self.radius * self.safety / curv_t
             n = int(min(self.max_substeps, max(1, math.ceil(float(t.detach() / h_max_t.detach())))))

@@ -238,3 +238,17 @@ def test_differentiable_norm_gives_the_step_bound_a_gradient_and_keeps_the_certi
     net.eval()
     cert = certify(net, power_iters=6, ascent_steps=8)
     assert cert.lipschitz <= 1.0 + 1e-9 and cert.empirical <= cert.lipschitz * (1 + 1e-6)
+
+
+def test_differentiable_norm_uses_the_inference_step_value():
+    torch.manual_seed(1)
+    net = AveragedResNet(width=4, depth=2, max_substeps=2, differentiable_norm=True)
+    with torch.no_grad():
+        for blk in net.blocks:
+            blk.time_raw.fill_(5.0)
+    for blk in net.blocks:
+        net.train()
+        h_train, n_train = blk.schedule()
+        net.eval()
+        h_eval, n_eval = blk.schedule()
+        assert n_train == n_eval and float(h_train) == pytest.approx(float(h_eval), rel=1e-6)
