@@ -251,4 +251,4 @@ def test_differentiable_norm_uses_the_inference_step_value():
         h_train, n_train = blk.schedule()
         net.eval()
         h_eval, n_eval = blk.schedule()
-        assert n_train == n_eval and float(h_train) == pytest.approx(float(h_eval), rel=1e-6)
+        assert n_train == n_eval and float(h_train.detach()) == pytest.approx(float(h_eval), rel=1e-6)
