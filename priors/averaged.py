@@ -30,6 +30,7 @@ over sigma.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -164,6 +165,8 @@ class GradientStepBlock(nn.Module):
         self.differentiable_norm = differentiable_norm
         self.activation = activation
         self.negative_slope = negative_slope if activation == "leaky_relu" else 0.0
+        self._act = {"tanh": torch.tanh, "hardtanh": F.hardtanh}.get(
+            activation, functools.partial(F.leaky_relu, negative_slope=self.negative_slope))
         self.lip_activation = _ACTIVATIONS[activation]
         self.radius = INTEGRATORS[integrator]["radius"]
         self.weight = nn.Parameter(torch.empty(width, width, kernel_size, kernel_size))
@@ -231,27 +234,17 @@ class GradientStepBlock(nn.Module):
             # straight-through: the value is the stored estimate (the step used at inference),
             # the gradient is that of ||W u||^2
             nu2 = nu2 + (self.norm_estimate.to(nu2.dtype) ** 2 - nu2).detach()
-            curv_t = self.lip_activation * torch.maximum(nu2, nu2.new_tensor(1e-30))
-            h_max_t = 2 * self.radius * self.safety / curv_t
-            n = int(min(self.max_substeps, max(1, math.ceil(float(t.detach() / h_max_t.detach())))))
-            return torch.minimum(t / n, h_max_t), n
-        norm = float(self.norm_estimate) if norm is None else norm
-        curv = self.lip_activation * norm**2
-        h_max = 2 * self.radius * self.safety / max(curv, 1e-30)
-        n = int(min(self.max_substeps, max(1, math.ceil(float(t.detach()) / h_max))))
-        h = torch.clamp(t / n, max=h_max)
-        return h, n
+            curv = self.lip_activation * torch.clamp(nu2, min=1e-30)
+        else:
+            norm = float(self.norm_estimate) if norm is None else norm
+            curv = max(self.lip_activation * norm**2, 1e-30)
+        h_max = 2 * self.radius * self.safety / curv
+        n = int(min(self.max_substeps, max(1, math.ceil(float(t.detach()) / float(h_max)))))
+        return torch.clamp(t / n, max=h_max), n
 
     # -- forward ----------------------------------------------------------------------------------
     def field(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        z = self.conv(x) + bias
-        if self.activation == "tanh":
-            a = torch.tanh(z)
-        elif self.activation == "hardtanh":
-            a = F.hardtanh(z)
-        else:
-            a = F.leaky_relu(z, self.negative_slope)
-        return self.conv_adjoint(a)
+        return self.conv_adjoint(self._act(self.conv(x) + bias))
 
     def forward(self, x: torch.Tensor, sigma_feature: torch.Tensor) -> torch.Tensor:
         if self.training and self.constrained:
@@ -405,7 +398,7 @@ def untie_substeps(model: AveragedResNet) -> AveragedResNet:
     cfg = model.config
     if not cfg.constrained:
         raise ValueError("untie_substeps needs a constrained model (an unconstrained block takes a single step)")
-    schedules = [blk.schedule() for blk in model.blocks]
+    schedules = [blk.schedule(norm=float(blk.norm_estimate)) for blk in model.blocks]  # inference steps
     depth = sum(n for _, n in schedules)
     out = AveragedResNet(AveragedResNetConfig.from_dict({**cfg.to_dict(), "depth": depth, "max_substeps": 1}))
     out.theta_raw.copy_(model.theta_raw)

@@ -61,7 +61,7 @@ def rigorous_bounds(model: AveragedResNet, *, rel_tol: float = 1e-2) -> dict[str
     for k, block in enumerate(model.blocks):
         nb = conv_norm_bound(block.weight, rel_tol=rel_tol)
         curv = block.lip_activation * nb.upper**2
-        h, n = block.schedule()
+        h, n = block.schedule(norm=float(block.norm_estimate))  # the step used at inference, in any mode
         h = float(h)
         lip_step, a_step = _substep(cfg.integrator, h * curv, block.radius)
         lip_n *= lip_step**n

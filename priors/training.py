@@ -213,14 +213,8 @@ def _model_config_dict(model: torch.nn.Module) -> dict:
 
 
 def _certificate_dict(model: torch.nn.Module) -> dict:
-    # the certificate is of the map used at inference: evaluate it in eval mode
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            cert = model.certificate()
-    finally:
-        model.train(was)
+    with torch.no_grad():
+        cert = model.certificate()
     d = cert.to_dict()
     return json.loads(json.dumps(d, default=float))  # plain types only (weights_only loading)
 
