@@ -560,6 +560,16 @@ def _file_hash(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def _weights_hash(model: torch.nn.Module) -> str:
+    """Hash of what a learned denoiser computes (config + weights), not of its file: re-storing a
+    file's certificate or training notes keeps the finished cells of a comparison valid."""
+    h = hashlib.sha256(repr(getattr(model, "config", type(model).__name__)).encode())
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def _deepinv_denoiser(name: str, path: str | None) -> torch.nn.Module:
     import inspect
 
@@ -626,12 +636,11 @@ def build_prior_handle(entry: PriorEntry) -> PriorHandle:
             raise FileNotFoundError(
                 f"prior {entry.label!r}: no shipped weights {shipped!r} in {WEIGHTS_DIR} (not trained yet?); "
                 f"train them (stablepnp train priors/configs/{shipped}.yaml) or give path: MODEL.pt")
-        p = WEIGHTS_DIR / f"{shipped}.pt"
         model = load_pretrained(shipped)
     model.eval()
     rng = getattr(getattr(model, "config", None), "sigma_range", None)
     sigma_range = (float(rng[0]), float(rng[1])) if rng is not None else None
-    return PriorHandle(entry, _Certified(model), sigma_range, {"prior": kind, "weights": _file_hash(p)})
+    return PriorHandle(entry, _Certified(model), sigma_range, {"prior": kind, "weights": _weights_hash(model)})
 
 
 # ============================================================================ one run

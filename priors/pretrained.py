@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -44,10 +43,18 @@ def _read(path: Path) -> dict:
     return rec
 
 
-def _same(a: float | None, b: float | None, rtol: float = 1e-6) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return math.isclose(float(a), float(b), rel_tol=rtol, abs_tol=1e-12)
+def _holds(stored: Any, fresh: dict, rtol: float = 1e-6) -> bool:
+    """Whether the stored claim still holds for the weights: the recomputed bound is no weaker.
+
+    (A newer, tighter certifier may give smaller values than the one that wrote the file; a
+    larger Lipschitz bound or alpha, or a lost averagedness, means the weights changed.)"""
+    if not isinstance(stored, dict) or stored.get("lipschitz") is None:
+        return False
+    if float(fresh["lipschitz"]) > float(stored["lipschitz"]) * (1 + rtol) + 1e-12:
+        return False
+    if stored.get("alpha") is None:
+        return True
+    return fresh["alpha"] is not None and float(fresh["alpha"]) <= float(stored["alpha"]) * (1 + rtol) + 1e-12
 
 
 def load_checkpoint(
@@ -62,8 +69,8 @@ def load_checkpoint(
     in_channels : int, optional
         Refuse a model trained for another number of image channels.
     verify : bool
-        Recompute the certificate's rigorous bound and refuse the file when it differs from the
-        stored one (weights edited after certification, or a corrupted file).
+        Recompute the certificate's rigorous bound and refuse the file when the stored claim no
+        longer holds (weights edited after certification, or a corrupted file).
 
     Returns
     -------
@@ -87,12 +94,11 @@ def load_checkpoint(
     stored = rec.get("certificate")
     if verify:
         fresh = _certificate_dict(model)
-        if not isinstance(stored, dict) or not (
-            _same(stored.get("lipschitz"), fresh["lipschitz"]) and _same(stored.get("alpha"), fresh["alpha"])
-        ):
+        if not _holds(stored, fresh):
+            claim = (stored.get("lipschitz"), stored.get("alpha")) if isinstance(stored, dict) else (None, None)
             raise ValueError(
-                f"the certificate stored in '{p}' does not match its weights (stored "
-                f"{None if not isinstance(stored, dict) else stored.get('lipschitz')}, recomputed {fresh['lipschitz']:.6g}); "
+                f"the certificate stored in '{p}' does not match its weights (stored Lipschitz {claim[0]}, alpha "
+                f"{claim[1]}; recomputed {fresh['lipschitz']:.6g}, {fresh['alpha']}); "
                 "the file was modified after training — re-run `stablepnp certify` on a trusted copy"
             )
     model.stored_certificate = stored

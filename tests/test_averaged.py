@@ -40,15 +40,16 @@ def test_block_conv_adjoint_is_exact(boundary):
     assert torch.allclose(a.T, at, atol=1e-12)
 
 
-@pytest.mark.parametrize("c_in,c_out,k", [(1, 1, 3), (3, 5, 3), (4, 4, 5)])
+@pytest.mark.parametrize("c_in,c_out,k", [(1, 1, 3), (3, 5, 3), (4, 4, 5), (2, 3, (3, 5)), (8, 8, 3)])
 def test_conv_norm_bound_brackets_every_size(c_in, c_out, k):
     torch.manual_seed(c_in + c_out)
-    w = torch.randn(c_out, c_in, k, k, dtype=torch.float64)
+    k1, k2 = (k, k) if isinstance(k, int) else k
+    w = torch.randn(c_out, c_in, k1, k2, dtype=torch.float64)
     b = conv_norm_bound(w, rel_tol=1e-3)
     assert b.lower <= b.upper and b.relative_gap <= 1e-3 + 1e-12
     for n in (5, 8, 13):
         # zero-padded conv on n x n: dense SVD
-        op = lambda x: torch.nn.functional.conv2d(x, w, padding=k // 2)  # noqa: E731
+        op = lambda x: torch.nn.functional.conv2d(x, w, padding=(k1 // 2, k2 // 2))  # noqa: E731
         dense = _dense(op, (c_in, n, n))
         assert torch.linalg.matrix_norm(dense, ord=2) <= b.upper
         # circular conv on n x n: exact symbol norms on the grid (Sedghi et al.)

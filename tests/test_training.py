@@ -116,6 +116,19 @@ def test_bad_model_files_are_refused(tmp_path):
     torch.save(rec, tampered)
     with pytest.raises(ValueError, match="does not match its weights"):
         load_checkpoint(tampered)
+    # a stored claim stronger than the weights allow is refused; a weaker one (an older, looser
+    # certifier wrote the file) still holds and is accepted
+    rec = torch.load(path, weights_only=True)
+    fresh = rec["certificate"]
+    for scale, ok in ((0.999, False), (1.001, True)):
+        rec["certificate"] = {**fresh, "alpha": fresh["alpha"] * scale}
+        edited = tmp_path / f"claim_{scale}.pt"
+        torch.save(rec, edited)
+        if ok:
+            assert load_checkpoint(edited).stored_certificate["alpha"] == fresh["alpha"] * scale
+        else:
+            with pytest.raises(ValueError, match="does not match its weights"):
+                load_checkpoint(edited)
     with pytest.raises(ValueError, match="trained for 1-channel"):
         load_checkpoint(path, in_channels=3)
     with pytest.raises(FileNotFoundError):
