@@ -522,7 +522,7 @@ class PriorHandle:
 
     def make(self, value: float) -> Any:
         """The prior with parameter ``value`` (``lam`` or ``sigma``)."""
-        from priors import TV, DenoiserPrior, Tikhonov, Wavelet
+        from priors import TV, Tikhonov, Wavelet, denoiser_at_level
 
         kind = self.entry.kind
         if kind == "tv":
@@ -531,9 +531,18 @@ class PriorHandle:
             return value * Wavelet()
         if kind == "tikhonov":
             return value * Tikhonov(gradient=True)
-        prior = DenoiserPrior(self.denoiser, sigma=value)
+        prior = denoiser_at_level(self.denoiser, value, self.sigma_range)
         prior.name = f"pnp-{type(self.denoiser.inner).__name__}"
         return prior
+
+    def level(self, value: float) -> dict[str, float] | None:
+        """How a denoiser runs at parameter ``value``: its sigma and relaxation strength."""
+        from priors import denoiser_at_level
+
+        if self.entry.kind in CLASSICAL:
+            return None
+        p = denoiser_at_level(lambda x, s: x, value, self.sigma_range)
+        return {"sigma": p.sigma, "strength": p.strength}
 
     def default_range(self, noise: float) -> tuple[float, float]:
         """Search interval of the parameter for noise level ``noise``."""
@@ -545,10 +554,11 @@ class PriorHandle:
             return (c / 10.0, c * 10.0)
         lo, hi = 0.5 * noise, 5.0 * noise
         if self.sigma_range is not None:
-            rlo, rhi = self.sigma_range
-            lo, hi = max(lo, rlo), min(hi, rhi)
-            if not lo < hi:  # the noise is outside the trained range: search the nearest part of it
-                lo, hi = (rlo, min(rhi, 2.5 * rlo)) if noise < rlo else (max(rlo, rhi / 2.5), rhi)
+            # below the trained floor the denoiser is relaxed (priors.denoiser_at_level); above it is refused
+            rhi = self.sigma_range[1]
+            hi = min(hi, rhi)
+            if not lo < hi:  # the noise is above the trained range: search its top part
+                lo, hi = rhi / 2.5, rhi
         return (lo, hi)
 
 
@@ -799,7 +809,8 @@ def tune(
     lo, hi = handle.default_range(noise)
     if entry.fixed is not None:
         lo = hi = entry.fixed
-    hard = handle.sigma_range if entry.param == "sigma" else None
+    # a denoiser's level may go below its trained floor (relaxed there), never above its ceiling
+    hard = (0.02 * handle.sigma_range[0], handle.sigma_range[1]) if entry.param == "sigma" and handle.sigma_range else None
     best: tuple[float, float, float] | None = None  # (psnr, value, factor)
     any_boundary = False
     for factor in entry.step_factors:
@@ -931,7 +942,7 @@ def run_suite(
         for m, nz in bar:
             bar.set_postfix_str(f"{m.name} noise {nz:g}")
             t = tune(m.handle, m.algorithm, nz, config, out=out_dir, force=force, counter=counts)
-            tuning[f"{m.name}|{nz:g}"] = {"method": m.name, "noise": nz, **t}
+            tuning[f"{m.name}|{nz:g}"] = {"method": m.name, "noise": nz, **t, "level": m.handle.level(t["value"])}
         bar.close()
         _write_json(out_dir / "tuning.json", tuning)
 
@@ -975,7 +986,8 @@ def run_suite(
                             rec = {"key": key, "image": image, "kernel": kernel, "noise": nz, "method": m.name,
                                    "prior": e.label, "prior_kind": e.kind, "algorithm": m.algorithm,
                                    "param": t["param"], "value": t["value"], "step_factor": t["step_factor"],
-                                   "relaxation": e.relaxation, "psnr_observed": p_obs, "ssim_observed": s_obs,
+                                   "relaxation": e.relaxation, "denoiser_level": m.handle.level(t["value"]),
+                                   "psnr_observed": p_obs, "ssim_observed": s_obs,
                                    **info, "history": {k: res.history.get(k, []) for k in ("residual", "psnr")},
                                    "config": cell_cfg}
                             np.savez_compressed(out_dir / "cells" / f"{key}.npz",
@@ -1119,11 +1131,21 @@ def _markdown(config: CompareConfig, cells: list[dict], methods: list[_Method], 
     w()
     w("| method | noise | parameter | value | step factor (x 1/L) | validation PSNR | runs | note |")
     w("|---|---|---|---|---|---|---|---|")
+    relaxed = False
     for t in tuning.values():
         note = "best at the edge of the search range" if t.get("at_boundary") else t.get("source", "")
-        w(f"| {t['method']} | {t['noise']:g} | {t['param']} | {t['value']:.4g} | {t['step_factor']:g} | "
+        lvl = t.get("level")
+        value = f"{t['value']:.4g}"
+        if lvl and lvl["strength"] < 1.0:
+            value += f" (= {lvl['sigma']:.4g} relaxed, s = {lvl['strength']:.3g})"
+            relaxed = True
+        w(f"| {t['method']} | {t['noise']:g} | {t['param']} | {value} | {t['step_factor']:g} | "
           f"{_f(t['psnr'])} | {len(t['evaluations'])} | {note} |")
     w()
+    if relaxed:
+        w("A denoiser level below the trained range means the relaxed denoiser (1 - s) I + s D(., sigma_min) with "
+          "s = level / sigma_min (s-times its averagedness constant; `priors.denoiser_at_level`).")
+        w()
     w("## All cells")
     w()
     w("| image | kernel | noise | method | PSNR | SSIM | it | s | converged | guarantee |")

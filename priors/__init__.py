@@ -3,7 +3,7 @@
 from .base import Certificate, Prior
 from .classical import TV, Box, NonNegative, Tikhonov, Wavelet
 from .denoisers import BM3DDenoiser, TVDenoiser, WaveletDenoiser
-from .pnp_prior import DenoiserPrior
+from .pnp_prior import DenoiserPrior, denoiser_at_level
 from .tv import TVProxInfo, tv_prox, tv_value
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "WaveletDenoiser",
     "BM3DDenoiser",
     "DenoiserPrior",
+    "denoiser_at_level",
     "tv_prox",
     "tv_value",
     "TVProxInfo",

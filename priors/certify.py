@@ -4,7 +4,7 @@ The certified map is the denoiser ``x -> D(x, sigma)`` itself (never ``I - D``),
 sigma range the model was trained for.  The bound is computed from the weights:
 
 * each ``||W_k||`` is bounded rigorously by :func:`priors.spectral.conv_norm_bound`
-  (exact symbol norms of the convolution, Sedghi et al. 2019, with a branch-and-bound margin valid
+  (exact symbol norms of the convolution, Sedghi et al. 2019, sampled on a refined grid with a margin valid
   on every image size and for zero or circular padding);
 * each sub-step of size h of a block with ``l = L_sigma ||W||^2`` is, for ``h l <= 2 r``,
   nonexpansive, and for explicit Euler with ``h l < 2`` it is ``h l / 2``-averaged (gradient step

@@ -13,6 +13,7 @@ only fixes how the step size and the regularisation weight set the denoising str
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -20,7 +21,7 @@ from torch import Tensor
 
 from .base import Certificate, Prior, _check_image, _check_tau
 
-__all__ = ["DenoiserPrior"]
+__all__ = ["DenoiserPrior", "denoiser_at_level"]
 
 
 def _positive(name: str, value: Any) -> float:
@@ -46,6 +47,11 @@ class DenoiserPrior(Prior):
     is treated as nonconvex, without a value and without an exact prox; its guarantee is the
     denoiser's :class:`~priors.base.Certificate` when it has one, otherwise none.
 
+    ``strength`` s in (0, 1] relaxes the denoiser to ``(1 - s) I + s D``: a weaker denoiser than
+    ``D`` at its lowest trained level (learned denoisers are trained down to some sigma only, and
+    PnP at low noise often wants less).  If D is alpha-averaged with Lipschitz bound L, the relaxed
+    map is (s alpha)-averaged with bound ``1 - s + s L`` -- the certificate is rescaled accordingly.
+
     Parameters
     ----------
     denoiser : callable
@@ -55,6 +61,8 @@ class DenoiserPrior(Prior):
         Fixed noise level (> 0) on the [0, 1] intensity scale.
     lam : float, optional
         Regularisation weight (> 0) of the implicit functional.
+    strength : float
+        Relaxation s in (0, 1] of the denoiser (default 1: D itself).
 
     Examples
     --------
@@ -68,7 +76,9 @@ class DenoiserPrior(Prior):
     has_value = False
     exact_prox = False
 
-    def __init__(self, denoiser: Any, *, sigma: float | None = None, lam: float | None = None) -> None:
+    def __init__(
+        self, denoiser: Any, *, sigma: float | None = None, lam: float | None = None, strength: float = 1.0
+    ) -> None:
         super().__init__()
         if not callable(denoiser):
             raise TypeError(f"denoiser must be callable as denoiser(x, sigma), got {type(denoiser).__name__}")
@@ -77,6 +87,9 @@ class DenoiserPrior(Prior):
         self.denoiser = denoiser
         self.sigma = None if sigma is None else _positive("sigma", sigma)
         self.lam = None if lam is None else _positive("lam", lam)
+        self.strength = _positive("strength", strength)
+        if self.strength > 1.0:
+            raise ValueError(f"strength must be in (0, 1] (a relaxation (1 - s) I + s D), got {strength!r}")
         self.name = f"pnp-{type(denoiser).__name__}"
 
     def sigma_eff(self, tau: float) -> float:
@@ -96,7 +109,10 @@ class DenoiserPrior(Prior):
     def prox(self, v: Tensor, tau: float) -> Tensor:
         """Denoise ``v`` at ``σ_eff(tau)``: the PnP replacement of ``prox_{tau·λ·g}``."""
         _check_image(v, "v")
-        return self.denoiser(v, self.sigma_eff(tau))
+        d = self.denoiser(v, self.sigma_eff(tau))
+        if self.strength == 1.0:
+            return d
+        return v + self.strength * (d - v)
 
     def value(self, x: Tensor) -> Tensor:
         raise NotImplementedError(f"{self.name} has no value (a denoiser defines no explicit functional)")
@@ -106,8 +122,38 @@ class DenoiserPrior(Prior):
         cert_fn = getattr(self.denoiser, "certificate", None)
         if cert_fn is None or not callable(cert_fn):
             return None
-        return cert_fn()
+        cert = cert_fn()
+        if cert is None or self.strength == 1.0:
+            return cert
+        s = self.strength
+        return dataclasses.replace(
+            cert,
+            lipschitz=1 - s + s * cert.lipschitz,
+            alpha=None if cert.alpha is None else s * cert.alpha,
+            method=f"{cert.method}; relaxed (1 - s) I + s D with s = {s:.4g}",
+            empirical=None,
+        )
 
     def __repr__(self) -> str:
         mode = f"lam={self.lam:g}" if self.lam is not None else f"sigma={self.sigma:g}"
-        return f"DenoiserPrior({type(self.denoiser).__name__}, {mode}, weight={self.weight:g})"
+        relax = "" if self.strength == 1.0 else f", strength={self.strength:g}"
+        return f"DenoiserPrior({type(self.denoiser).__name__}, {mode}{relax}, weight={self.weight:g})"
+
+
+def denoiser_at_level(denoiser: Any, sigma: float, sigma_range: tuple[float, float] | None = None) -> DenoiserPrior:
+    """PnP prior running ``denoiser`` at level ``sigma``, continued below its trained range.
+
+    For ``sigma`` below the lowest trained level ``lo``, the denoiser runs at ``lo`` relaxed with
+    strength ``sigma / lo``: ``(1 - s) I + s D(., lo)``.  Strength is continuous at ``lo`` and
+    falls to the identity as ``sigma -> 0``, so one parameter sweeps from "no prior" to the
+    strongest trained level.  Levels above the trained range are refused.
+    """
+    sigma = _positive("sigma", sigma)
+    if sigma_range is None:
+        return DenoiserPrior(denoiser, sigma=sigma)
+    lo, hi = float(sigma_range[0]), float(sigma_range[1])
+    if sigma > hi * (1 + 1e-9):
+        raise ValueError(f"sigma {sigma:.4g} is above the denoiser's trained range [{lo:.4g}, {hi:.4g}]; use sigma <= {hi:.4g}")
+    if sigma >= lo:
+        return DenoiserPrior(denoiser, sigma=sigma)
+    return DenoiserPrior(denoiser, sigma=lo, strength=sigma / lo)

@@ -68,7 +68,16 @@ def test_tiny_suite_outputs_and_resume(tiny_model, tmp_path):
         assert c["guarantee"] is True and c["verdict"] == "guaranteed"  # TV convex; tiny model certified averaged
     tuned = data["tuning"]["averaged-PGD|0.03"]
     lo, hi = (5 / 255, 55 / 255)
-    assert tuned["param"] == "sigma" and lo <= tuned["value"] <= hi
+    # never above the trained range; below it, the denoiser runs relaxed at the floor
+    assert tuned["param"] == "sigma" and 0.02 * lo <= tuned["value"] <= hi
+    lvl = tuned["level"]
+    if tuned["value"] < lo:
+        assert lvl["sigma"] == lo and math.isclose(lvl["strength"], tuned["value"] / lo)
+    else:
+        assert lvl == {"sigma": tuned["value"], "strength": 1.0}
+    for c in data["cells"]:
+        if c["method"] == "averaged-PGD":
+            assert c["denoiser_level"] == lvl
     md = (out / "results.md").read_text()
     assert "| TV-FISTA |" in md and "Tuned parameters" in md and "Targets" in md
 

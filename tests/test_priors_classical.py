@@ -402,3 +402,32 @@ def test_denoiser_prior_forwards_certificate(gen):
     assert isinstance(cert, Certificate) and cert.alpha == 0.5
     y = rand((1, 1, 8, 8), gen)
     torch.testing.assert_close(p.prox(y, 1.0), TVDenoiser()(y, 0.1))
+
+
+def test_relaxed_denoiser_prox_and_certificate(gen):
+    from priors import AveragedResNet, denoiser_at_level
+    from priors.certify import empirical_lipschitz
+
+    torch.manual_seed(0)
+    net = AveragedResNet(width=6, depth=2).eval()
+    x = rand((1, 1, 12, 12), gen).float()
+    p = DenoiserPrior(net, sigma=0.1, strength=0.3)
+    assert torch.allclose(p.prox(x, 1.0), 0.7 * x + 0.3 * net(x, 0.1), atol=1e-6)
+    full, rel = net.certificate(), p.certificate()
+    assert rel.alpha == pytest.approx(0.3 * full.alpha)
+    assert rel.lipschitz == pytest.approx(0.7 + 0.3 * full.lipschitz)
+    # the rescaled claim holds against an adversarial search on the relaxed map itself
+    relaxed = lambda z, s: z + 0.3 * (net(z, s) - z)  # noqa: E731
+    emp = empirical_lipschitz(relaxed, sigmas=(0.1,), shape=(2, 1, 12, 12), power_iters=10, ascent_steps=10)
+    assert emp["max"] <= rel.lipschitz * (1 + 1e-6)
+    with pytest.raises(ValueError, match="strength"):
+        DenoiserPrior(net, sigma=0.1, strength=1.5)
+    # below the trained floor: relaxed at the floor, continuous there; above the ceiling: refused
+    lo, hi = 5 / 255, 55 / 255
+    below = denoiser_at_level(net, 0.5 * lo, (lo, hi))
+    assert below.sigma == lo and below.strength == pytest.approx(0.5)
+    at = denoiser_at_level(net, lo, (lo, hi))
+    assert at.strength == 1.0 and at.sigma == lo
+    assert denoiser_at_level(net, 0.2, None).sigma == 0.2
+    with pytest.raises(ValueError, match="above the denoiser's trained range"):
+        denoiser_at_level(net, 1.1 * hi, (lo, hi))
