@@ -421,8 +421,9 @@ def _checkpoint_sigma(model: Any, noise: float) -> tuple[float | None, str]:
     """Default denoiser level for a loaded checkpoint, and where it comes from.
 
     A single training level recorded with the model wins; otherwise the problem's noise level,
-    clipped into the model's trained range ``config.sigma_range`` when it has one (a denoiser
-    is not trained, hence not reliable, outside that range).
+    capped at the top of the model's trained range ``config.sigma_range`` when it has one (a
+    denoiser is not trained, hence not reliable, above it); below the range the denoiser is
+    relaxed (:func:`priors.denoiser_at_level`).
     """
     info = getattr(model, "training_info", None)
     for obj in (model, info if isinstance(info, Mapping) else None):
@@ -435,9 +436,10 @@ def _checkpoint_sigma(model: Any, noise: float) -> tuple[float | None, str]:
     rng = getattr(getattr(model, "config", None), "sigma_range", None)
     if noise > 0 and isinstance(rng, (tuple, list)) and len(rng) == 2:
         lo, hi = float(rng[0]), float(rng[1])
-        clipped = min(max(noise, lo), hi)
-        if clipped != noise:
-            return clipped, f"noise level {noise:g} clipped to the trained range [{lo:.4g}, {hi:.4g}]"
+        if noise > hi:
+            return hi, f"noise level {noise:g} capped at the top of the trained range [{lo:.4g}, {hi:.4g}]"
+        if noise < lo:
+            return noise, f"below the trained range [{lo:.4g}, {hi:.4g}]: D({lo:.4g}) relaxed with strength {noise / lo:.3g}"
     return (noise if noise > 0 else None), "noise level"
 
 
@@ -466,7 +468,7 @@ def build_prior(spec: SolverSpec, problem_spec: ProblemSpec, *, channels: int | 
     ValueError, FileNotFoundError, ImportError
         Bad weights, a missing checkpoint, or a missing optional package (bm3d extra).
     """
-    from priors import TV, BM3DDenoiser, DenoiserPrior, Tikhonov, Wavelet
+    from priors import TV, BM3DDenoiser, DenoiserPrior, Tikhonov, Wavelet, denoiser_at_level
 
     noise = _noise_level(problem_spec)
     info: dict[str, Any] = {"name": spec.prior, "lam": spec.lam, "denoiser_sigma": None, "lam_source": "given"}
@@ -522,6 +524,11 @@ def build_prior(spec: SolverSpec, problem_spec: ProblemSpec, *, channels: int | 
     else:
         info["lam_source"] = "implied by denoiser sigma (given)"
     info["denoiser_sigma"] = sigma
+    rng = getattr(getattr(denoiser, "config", None), "sigma_range", None)
+    if isinstance(rng, (tuple, list)) and len(rng) == 2 and sigma < float(rng[0]):
+        prior = denoiser_at_level(denoiser, sigma, (float(rng[0]), float(rng[1])))
+        info["denoiser_strength"] = prior.strength
+        return prior, info
     return DenoiserPrior(denoiser, sigma=sigma), info
 
 
@@ -939,6 +946,7 @@ def solve(
         "lam": prior_info["lam"],
         "lam_source": prior_info["lam_source"],
         "denoiser_sigma": prior_info["denoiser_sigma"],
+        "denoiser_strength": prior_info.get("denoiser_strength", 1.0 if prior_info["denoiser_sigma"] else None),
         "prior": prior_info["name"],
         "algorithm": sspec.algorithm,
         "tol": sspec.tol,

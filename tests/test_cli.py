@@ -473,4 +473,16 @@ def test_shipped_prior_default_level_uses_the_tuned_scale(tiny_model, tmp_path, 
     assert code == 0, err
     record = json.loads(out_json.read_text())
     assert record["denoiser_sigma"] == pytest.approx(0.06)
+    assert record["denoiser_strength"] == 1.0
     assert "tuned for PnP" in record["lam_source"]
+    full_alpha = record["guarantee"]["report"]["alpha"]
+    # below the trained floor (5/255): the denoiser runs there, relaxed; the guarantee follows
+    monkeypatch.setattr(pnp.solve, "PNP_SIGMA_SCALE", {"averaged_gray": 0.5})
+    code, _, err = run_cli(["solve", "--size", "32", "--noise", "0.02", "--max-iter", "2", "--quiet",
+                            "--no-figure", "--out", str(tmp_path), "--json", str(out_json)])
+    assert code == 0, err
+    record = json.loads(out_json.read_text())
+    assert record["denoiser_sigma"] == pytest.approx(0.01)
+    assert record["denoiser_strength"] == pytest.approx(0.01 / (5 / 255))
+    assert "relaxed" in record["lam_source"] and record["guarantee"]["verdict"] == "guaranteed"
+    assert record["guarantee"]["report"]["alpha"] < full_alpha
