@@ -239,7 +239,8 @@ class GradientStepBlock(nn.Module):
             norm = float(self.norm_estimate) if norm is None else norm
             curv = max(self.lip_activation * norm**2, 1e-30)
         h_max = 2 * self.radius * self.safety / curv
-        n = int(min(self.max_substeps, max(1, math.ceil(float(t.detach()) / float(h_max)))))
+        h_val = float(h_max.detach()) if isinstance(h_max, torch.Tensor) else float(h_max)
+        n = int(min(self.max_substeps, max(1, math.ceil(float(t.detach()) / h_val))))
         return torch.clamp(t / n, max=h_max), n
 
     # -- forward ----------------------------------------------------------------------------------
