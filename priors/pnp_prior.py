@@ -100,11 +100,15 @@ class DenoiserPrior(Prior):
         return math.sqrt(self.weight) * self.sigma
 
     def implied_lam(self, tau: float) -> float:
-        """Regularisation weight implied by the relation ``λ = σ_eff² / tau`` for step ``tau`` (> 0)."""
+        """Regularisation weight implied by ``λ = s σ_eff² / tau`` for step ``tau`` (> 0).
+
+        With strength s < 1 the relaxed step ``v + s (D(v) - v)`` moves s times as far along the
+        denoiser residual, which (Tweedie: ``D(v) - v ≈ -σ² ∇g(v)``) is the weight times s.
+        """
         tau = _positive("tau", tau)
         if self.lam is not None:
-            return self.weight * self.lam
-        return self.weight * self.sigma**2 / tau
+            return self.strength * self.weight * self.lam
+        return self.strength * self.weight * self.sigma**2 / tau
 
     def prox(self, v: Tensor, tau: float) -> Tensor:
         """Denoise ``v`` at ``σ_eff(tau)``: the PnP replacement of ``prox_{tau·λ·g}``."""

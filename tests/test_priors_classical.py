@@ -416,6 +416,7 @@ def test_relaxed_denoiser_prox_and_certificate(gen):
     full, rel = net.certificate(), p.certificate()
     assert rel.alpha == pytest.approx(0.3 * full.alpha)
     assert rel.lipschitz == pytest.approx(0.7 + 0.3 * full.lipschitz)
+    assert p.implied_lam(2.0) == pytest.approx(0.3 * 0.1**2 / 2.0)
     # the rescaled claim holds against an adversarial search on the relaxed map itself
     relaxed = lambda z, s: z + 0.3 * (net(z, s) - z)  # noqa: E731
     emp = empirical_lipschitz(relaxed, sigmas=(0.1,), shape=(2, 1, 12, 12), power_iters=10, ascent_steps=10)
