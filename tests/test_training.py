@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from priors.pretrained import certify_main, load_checkpoint
-from priors.training import TrainConfig, load_training_checkpoint, train
+from priors.training import TrainConfig, build_model, load_training_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -199,3 +199,11 @@ def test_warm_start_untied_model_starts_from_the_same_map(tmp_path):
         warm_start(build_model("averaged", {"width": 6, "depth": 2}), first["model"])
     with pytest.raises(ValueError, match="init_from: file"):
         TrainConfig.from_dict(tiny(tmp_path, init_from=str(tmp_path / "missing.pt")))
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "priors" / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_bundled_training_config_validates(path):
+    cfg = TrainConfig.from_yaml(path)  # strict: unknown keys and bad values raise
+    model = build_model(cfg.arch, cfg.model)
+    assert sum(p.numel() for p in model.parameters()) > 0
