@@ -279,6 +279,9 @@ class TuningSpec:
         Golden-section refinements around the best grid point.
     max_iter : int, optional
         Iterations per tuning run, capped by the prior's own max_iter (default: the solver's / prior's max_iter).
+    edge_extensions : int
+        How many grid steps the search may take past an edge of its range while the best value
+        sits on that edge (default 2).
 
     Examples
     --------
@@ -292,6 +295,7 @@ class TuningSpec:
     grid_points: int = 5
     refine_steps: int = 3
     max_iter: int | None = None
+    edge_extensions: int = 2
 
     def __post_init__(self) -> None:
         from priors.data import VALIDATION_IMAGE
@@ -311,6 +315,7 @@ class TuningSpec:
         s("grid_points", _int(self.grid_points, "tuning.grid_points", minimum=1))
         s("refine_steps", _int(self.refine_steps, "tuning.refine_steps", minimum=0))
         s("max_iter", _int(self.max_iter, "tuning.max_iter", minimum=1, optional=True))
+        s("edge_extensions", _int(self.edge_extensions, "tuning.edge_extensions", minimum=0))
 
 
 @dataclass(frozen=True)
@@ -825,8 +830,8 @@ def tune(
         h = (lhi - llo) / max(n - 1, 1)
         grid = [llo + i * h for i in range(n)] if n > 1 else [(llo + lhi) / 2]
         scores = {g: evaluate(10**g, factor) for g in grid}
-        # extend once or twice when the best point lies on the edge of the range
-        for _ in range(2):
+        # extend (up to tuning.edge_extensions times) while the best point lies on the edge of the range
+        for _ in range(tcfg.edge_extensions):
             gb = max(scores, key=scores.get)
             if n < 2:
                 break

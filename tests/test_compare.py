@@ -177,3 +177,22 @@ def test_solve_folder(tmp_path):
     # observations as given: no truth, no PSNR
     obs = solve_folder(src, tmp_path / "obs", observed=True, lam=1e-3, max_iter=5, figures=False, progress=False)
     assert all(r["psnr"] is None for r in obs["images"])
+
+
+@pytest.mark.parametrize("extensions", [0, 3])
+def test_tuning_walks_past_an_edge_only_as_far_as_allowed(extensions):
+    from pnp.compare import build_prior_handle, tune
+
+    # a range far below TV's useful weights: the best point sits on the upper edge
+    cfg = CompareConfig.from_dict({
+        "images": ["camera"], "kernels": ["gaussian:1.6"], "noise": [0.05], "size": 32,
+        "solver": {"max_iter": 15, "tol": 1e-4},
+        "tuning": {"grid_points": 3, "refine_steps": 0, "max_iter": 15, "edge_extensions": extensions},
+        "priors": [{"prior": "tv", "algorithms": ["pgd"], "range": [1e-6, 4e-6]}],
+    })
+    t = tune(build_prior_handle(cfg.priors[0]), "pgd", 0.05, cfg)
+    assert len(t["evaluations"]) == 3 + extensions
+    if extensions == 0:
+        assert t["value"] == pytest.approx(4e-6) and t["at_boundary"]
+    else:
+        assert t["value"] > 4e-6 * 1.5  # it moved past the original edge
