@@ -542,12 +542,12 @@ class PriorHandle:
 
     def level(self, value: float) -> dict[str, float] | None:
         """How a denoiser runs at parameter ``value``: its sigma and relaxation strength."""
-        from priors import denoiser_at_level
+        from priors.pnp_prior import relaxed_level
 
         if self.entry.kind in CLASSICAL:
             return None
-        p = denoiser_at_level(lambda x, s: x, value, self.sigma_range)
-        return {"sigma": p.sigma, "strength": p.strength}
+        sigma, strength = relaxed_level(value, self.sigma_range)
+        return {"sigma": sigma, "strength": strength}
 
     def default_range(self, noise: float) -> tuple[float, float]:
         """Search interval of the parameter for noise level ``noise``."""
@@ -637,7 +637,7 @@ def build_prior_handle(entry: PriorEntry) -> PriorHandle:
         model = _deepinv_denoiser(name, entry.path)
         fp = {"prior": entry.prior, "weights": _file_hash(Path(entry.path)) if entry.path else None}
         return PriorHandle(entry, _Certified(model), None, fp)
-    from priors import load_checkpoint, load_pretrained
+    from priors import load_checkpoint, load_pretrained, trained_sigma_range
     from priors.pretrained import WEIGHTS_DIR, pretrained_names
 
     if kind == "checkpoint" or entry.path is not None:
@@ -653,9 +653,7 @@ def build_prior_handle(entry: PriorEntry) -> PriorHandle:
                 f"train them (stablepnp train priors/configs/{shipped}.yaml) or give path: MODEL.pt")
         model = load_pretrained(shipped)
     model.eval()
-    rng = getattr(getattr(model, "config", None), "sigma_range", None)
-    sigma_range = (float(rng[0]), float(rng[1])) if rng is not None else None
-    return PriorHandle(entry, _Certified(model), sigma_range, {"prior": kind, "weights": _weights_hash(model)})
+    return PriorHandle(entry, _Certified(model), trained_sigma_range(model), {"prior": kind, "weights": _weights_hash(model)})
 
 
 # ============================================================================ one run
@@ -991,7 +989,7 @@ def run_suite(
                             rec = {"key": key, "image": image, "kernel": kernel, "noise": nz, "method": m.name,
                                    "prior": e.label, "prior_kind": e.kind, "algorithm": m.algorithm,
                                    "param": t["param"], "value": t["value"], "step_factor": t["step_factor"],
-                                   "relaxation": e.relaxation, "denoiser_level": m.handle.level(t["value"]),
+                                   "relaxation": e.relaxation, "denoiser_level": t["level"],
                                    "psnr_observed": p_obs, "ssim_observed": s_obs,
                                    **info, "history": {k: res.history.get(k, []) for k in ("residual", "psnr")},
                                    "config": cell_cfg}

@@ -436,9 +436,11 @@ def _checkpoint_sigma(model: Any, noise: float) -> tuple[float | None, str]:
             value = obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
                 return float(value), "checkpoint training level"
-    rng = getattr(getattr(model, "config", None), "sigma_range", None)
-    if noise > 0 and isinstance(rng, (tuple, list)) and len(rng) == 2:
-        lo, hi = float(rng[0]), float(rng[1])
+    from priors import trained_sigma_range
+
+    rng = trained_sigma_range(model)
+    if noise > 0 and rng is not None:
+        lo, hi = rng
         if noise > hi:
             return hi, f"noise level {noise:g} capped at the top of the trained range [{lo:.4g}, {hi:.4g}]"
         if noise < lo:
@@ -471,7 +473,7 @@ def build_prior(spec: SolverSpec, problem_spec: ProblemSpec, *, channels: int | 
     ValueError, FileNotFoundError, ImportError
         Bad weights, a missing checkpoint, or a missing optional package (bm3d extra).
     """
-    from priors import TV, BM3DDenoiser, DenoiserPrior, Tikhonov, Wavelet, denoiser_at_level
+    from priors import TV, BM3DDenoiser, DenoiserPrior, Tikhonov, Wavelet, denoiser_at_level, trained_sigma_range
 
     noise = _noise_level(problem_spec)
     info: dict[str, Any] = {"name": spec.prior, "lam": spec.lam, "denoiser_sigma": None, "lam_source": "given"}
@@ -527,12 +529,13 @@ def build_prior(spec: SolverSpec, problem_spec: ProblemSpec, *, channels: int | 
     else:
         info["lam_source"] = "implied by denoiser sigma (given)"
     info["denoiser_sigma"] = sigma
-    rng = getattr(getattr(denoiser, "config", None), "sigma_range", None)
-    if isinstance(rng, (tuple, list)) and len(rng) == 2 and sigma < float(rng[0]):
-        prior = denoiser_at_level(denoiser, sigma, (float(rng[0]), float(rng[1])))
-        info["denoiser_strength"] = prior.strength
-        return prior, info
-    return DenoiserPrior(denoiser, sigma=sigma), info
+    rng = trained_sigma_range(denoiser)
+    if rng is not None and sigma < rng[0]:  # below the floor: relaxed (above the range: the model warns)
+        prior = denoiser_at_level(denoiser, sigma, rng)
+    else:
+        prior = DenoiserPrior(denoiser, sigma=sigma)
+    info["denoiser_strength"] = prior.strength
+    return prior, info
 
 
 def build_algorithm(spec: SolverSpec, problem: Any, prior: Any) -> Any:
@@ -952,7 +955,7 @@ def solve(
         "lam": prior_info["lam"],
         "lam_source": prior_info["lam_source"],
         "denoiser_sigma": prior_info["denoiser_sigma"],
-        "denoiser_strength": prior_info.get("denoiser_strength", 1.0 if prior_info["denoiser_sigma"] else None),
+        "denoiser_strength": prior_info.get("denoiser_strength"),
         "prior": prior_info["name"],
         "algorithm": sspec.algorithm,
         "tol": sspec.tol,

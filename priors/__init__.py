@@ -3,7 +3,7 @@
 from .base import Certificate, Prior
 from .classical import TV, Box, NonNegative, Tikhonov, Wavelet
 from .denoisers import BM3DDenoiser, TVDenoiser, WaveletDenoiser
-from .pnp_prior import DenoiserPrior, denoiser_at_level
+from .pnp_prior import DenoiserPrior, denoiser_at_level, trained_sigma_range
 from .tv import TVProxInfo, tv_prox, tv_value
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "BM3DDenoiser",
     "DenoiserPrior",
     "denoiser_at_level",
+    "trained_sigma_range",
     "tv_prox",
     "tv_value",
     "TVProxInfo",

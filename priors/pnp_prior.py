@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .base import Certificate, Prior, _check_image, _check_tau
 
-__all__ = ["DenoiserPrior", "denoiser_at_level"]
+__all__ = ["DenoiserPrior", "denoiser_at_level", "relaxed_level", "trained_sigma_range"]
 
 
 def _positive(name: str, value: Any) -> float:
@@ -144,20 +144,33 @@ class DenoiserPrior(Prior):
         return f"DenoiserPrior({type(self.denoiser).__name__}, {mode}{relax}, weight={self.weight:g})"
 
 
+def trained_sigma_range(denoiser: Any) -> tuple[float, float] | None:
+    """The noise range a learned denoiser was trained on (``denoiser.config.sigma_range``), if any."""
+    rng = getattr(getattr(denoiser, "config", None), "sigma_range", None)
+    if isinstance(rng, (tuple, list)) and len(rng) == 2:
+        return float(rng[0]), float(rng[1])
+    return None
+
+
+def relaxed_level(sigma: float, sigma_range: tuple[float, float] | None = None) -> tuple[float, float]:
+    """``(sigma_run, strength)`` of level ``sigma``: below the trained floor ``lo`` the denoiser
+    runs at ``lo`` with strength ``sigma / lo``; levels above the trained range are refused."""
+    sigma = _positive("sigma", sigma)
+    if sigma_range is None:
+        return sigma, 1.0
+    lo, hi = float(sigma_range[0]), float(sigma_range[1])
+    if sigma > hi * (1 + 1e-9):
+        raise ValueError(f"sigma {sigma:.4g} is above the denoiser's trained range [{lo:.4g}, {hi:.4g}]; use sigma <= {hi:.4g}")
+    return (sigma, 1.0) if sigma >= lo else (lo, sigma / lo)
+
+
 def denoiser_at_level(denoiser: Any, sigma: float, sigma_range: tuple[float, float] | None = None) -> DenoiserPrior:
     """PnP prior running ``denoiser`` at level ``sigma``, continued below its trained range.
 
     For ``sigma`` below the lowest trained level ``lo``, the denoiser runs at ``lo`` relaxed with
-    strength ``sigma / lo``: ``(1 - s) I + s D(., lo)``.  Strength is continuous at ``lo`` and
-    falls to the identity as ``sigma -> 0``, so one parameter sweeps from "no prior" to the
-    strongest trained level.  Levels above the trained range are refused.
+    strength ``sigma / lo``: ``(1 - s) I + s D(., lo)`` (:func:`relaxed_level`).  Strength is
+    continuous at ``lo`` and falls to the identity as ``sigma -> 0``, so one parameter sweeps from
+    "no prior" to the strongest trained level.  Levels above the trained range are refused.
     """
-    sigma = _positive("sigma", sigma)
-    if sigma_range is None:
-        return DenoiserPrior(denoiser, sigma=sigma)
-    lo, hi = float(sigma_range[0]), float(sigma_range[1])
-    if sigma > hi * (1 + 1e-9):
-        raise ValueError(f"sigma {sigma:.4g} is above the denoiser's trained range [{lo:.4g}, {hi:.4g}]; use sigma <= {hi:.4g}")
-    if sigma >= lo:
-        return DenoiserPrior(denoiser, sigma=sigma)
-    return DenoiserPrior(denoiser, sigma=lo, strength=sigma / lo)
+    run, strength = relaxed_level(sigma, sigma_range)
+    return DenoiserPrior(denoiser, sigma=run, strength=strength)

@@ -67,8 +67,7 @@ def _taps(kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
     return taps.to(torch.complex128), offsets, max(m1, m2)
 
 
-def _symbols(kernel: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
-    taps, offsets, _ = _taps(kernel)
+def _symbols(taps: torch.Tensor, offsets: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
     phases = torch.exp(-1j * (freqs.to(torch.float64) @ offsets.T))  # (F, T)
     return torch.einsum("ft,tab->fab", phases, taps)
 
@@ -85,7 +84,8 @@ def _norms(mats: torch.Tensor) -> torch.Tensor:
 
 def conv_symbol_norms(kernel: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
     """Largest singular value of the symbol ``P(w)`` at each frequency pair in ``freqs`` (F, 2)."""
-    return torch.linalg.matrix_norm(_symbols(kernel, freqs), ord=2)
+    taps, offsets, _ = _taps(kernel)
+    return torch.linalg.matrix_norm(_symbols(taps, offsets, freqs), ord=2)
 
 
 def conv_norm_bound(
@@ -127,7 +127,7 @@ def conv_norm_bound(
     """
     if kernel.dim() != 4:
         raise ValueError(f"kernel must have shape (c_out, c_in, k, k), got {tuple(kernel.shape)}")
-    _, _, m = _taps(kernel)
+    taps, offsets, m = _taps(kernel)
     if m == 0:  # 1x1 convolution: the symbol is constant.
         s = float(torch.linalg.matrix_norm(kernel.detach().double()[:, :, 0, 0], ord=2))
         return ConvNormBound(upper=s * (1 + 1e-9), lower=s, cells=1)
@@ -143,7 +143,7 @@ def conv_norm_bound(
     cells = 0
     lower, upper = 0.0, math.inf
     for _ in range(max_rounds + 1):
-        s = _norms(_symbols(kernel, centres))
+        s = _norms(_symbols(taps, offsets, centres))
         cells += len(centres)
         lower = max(lower, float(s.max()) * (1 - _ROUNDING))
         shrink = 1 - (m_sum * half) ** 2 / 2
