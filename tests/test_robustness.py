@@ -23,6 +23,7 @@ from priors.robustness.models import (
     GradientStepLayer,
     NormedConv1x1,
     NormedLinear,
+    PixelUnshuffle,
     ScaledAvgPool,
     ScaledGlobalPool,
     build_classifier,
@@ -90,6 +91,14 @@ def test_global_pool_norms():
     assert torch.linalg.matrix_norm(mean, ord=2).item() == pytest.approx(1 / math.sqrt(20), abs=1e-12)
     scaled = _dense_matrix(ScaledGlobalPool(), (3, 5, 4))
     assert torch.linalg.matrix_norm(scaled, ord=2).item() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_unshuffle_is_orthogonal():
+    mat = _dense_matrix(PixelUnshuffle(), (2, 4, 6))
+    assert torch.allclose(mat.T @ mat, torch.eye(48, dtype=torch.float64))  # a permutation: norm exactly 1
+    assert PixelUnshuffle().lipschitz_bound() == 1.0
+    with pytest.raises(ValueError, match="even image sizes"):
+        PixelUnshuffle()(torch.zeros(1, 1, 5, 4))
 
 
 def test_lift_and_normed_linear_layers_are_exact():
@@ -181,10 +190,12 @@ def test_gershgorin_diagonal_dominates_w_wT():
     assert torch.linalg.eigvalsh(T - W @ W.T).min() >= -1e-10
 
 
+@pytest.mark.parametrize("layout", [("avgpool", "mean"), ("unshuffle", "flatten")])
 @pytest.mark.parametrize("arch", models.ARCHITECTURES)
-def test_every_architecture_bound_holds(arch):
+def test_every_architecture_bound_holds(arch, layout):
     torch.manual_seed(6)
-    net = build_classifier(arch=arch, widths=(3, 5), depth=1, num_classes=4).double().eval()
+    net = build_classifier(arch=arch, widths=(3, 5), depth=1, num_classes=4, downsample=layout[0],
+                           pooling=layout[1], image_size=8).double().eval()
     with torch.no_grad():
         for name, p in net.named_parameters():
             if "bias" in name:
@@ -215,6 +226,10 @@ def test_config_is_strict():
         models.ClassifierConfig.from_dict({"widht": 3})
     with pytest.raises(ValueError, match="arch"):
         models.ClassifierConfig(arch="vit")
+    with pytest.raises(ValueError, match="downsample 'maxpool' unknown"):
+        models.ClassifierConfig(downsample="maxpool")
+    with pytest.raises(ValueError, match="image_size divisible by 2"):
+        models.ClassifierConfig(pooling="flatten", widths=(4, 8, 16), image_size=30)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,7 +286,7 @@ def _small_cnn():
 
 @pytest.mark.parametrize("norm,eps", [("l2", 1.5), ("linf", 0.1)])
 def test_pgd_matches_torchattacks(norm, eps):
-    torchattacks = pytest.importorskip("torchattacks")
+    import torchattacks  # in the test extra: a missing install fails here instead of skipping
     net, x, y = _small_cnn()
     steps, alpha = 5, eps / 4
     ours = attacks.pgd(net, x, y, eps=eps, norm=norm, steps=steps, step_size=alpha, random_start=False)
@@ -287,7 +302,7 @@ def test_pgd_matches_torchattacks(norm, eps):
 
 
 def test_fgsm_matches_torchattacks():
-    torchattacks = pytest.importorskip("torchattacks")
+    import torchattacks  # in the test extra: a missing install fails here instead of skipping
     net, x, y = _small_cnn()
     ours = attacks.fgsm(net, x, y, eps=0.05)
     theirs = torchattacks.FGSM(net, eps=0.05)(x, y)
@@ -428,6 +443,12 @@ def test_bad_config_exit_code_2(tmp_path, capsys):
     cfg.write_text(TINY.read_text().replace("train_limit: 256", "train_limit: 256\n  bogus: 1"))
     assert main([str(cfg)]) == 2
     assert "bogus" in capsys.readouterr().err
+    for old, new, expected in [("train_limit: 256", "train_limit: abc", "data.train_limit must be int or null"),
+                               ("threads: 1", "threads: [1]", "config.threads must be int")]:
+        cfg.write_text(TINY.read_text().replace(old, new))
+        assert main([str(cfg)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and expected in err
     assert main([str(tmp_path / "missing.yaml")]) == 2
 
 
@@ -449,7 +470,7 @@ def test_tiny_job_end_to_end_and_resume(tmp_path):
     for row in res["prior_eval"]["rows"]:
         if row["certified"] is not None:
             assert row["empirical_max"] <= row["certified"] * (1 + 1e-4)
-    ck = torch.load(tmp_path / "checkpoints" / "nonexpansive.pt", weights_only=False)
+    ck = torch.load(tmp_path / "checkpoints" / "nonexpansive.pt", weights_only=True)
     assert ck["finished"]
     # a second run loads the finished checkpoints instead of training again
     before = (tmp_path / "checkpoints" / "nonexpansive.pt").stat().st_mtime_ns
@@ -470,7 +491,7 @@ def test_training_resumes_mid_run(tmp_path):
     # simulate an interrupted run: train the first 6 steps, then mark the checkpoint unfinished
     short = ModelSpec(name="m", model=spec.model, train=TrainSpec(epochs=4, batch_size=16, checkpoint_every=2, time_budget_s=0.0))
     train_classifier(short, ds, out_dir=tmp_path, log=lambda *_: None)
-    state = torch.load(ck, weights_only=False)
+    state = torch.load(ck, weights_only=True)
     assert state["step"] == 1
     state["finished"] = False
     torch.save(state, ck)

@@ -54,6 +54,8 @@ __all__ = [
     "NormedLinear",
     "ScaledAvgPool",
     "ScaledGlobalPool",
+    "PixelUnshuffle",
+    "Flatten",
     "GradientStepLayer",
     "PlainResidualBlock",
     "ContractiveODEBlock",
@@ -196,6 +198,40 @@ class ScaledGlobalPool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1] * x.shape[-2]
         return x.sum(dim=(-2, -1)) / math.sqrt(n)
+
+    def lipschitz_bound(self) -> float:
+        return 1.0
+
+
+class PixelUnshuffle(nn.Module):
+    """Space-to-depth ``(C, H, W) -> (4C, H/2, W/2)``: a permutation of the pixels, norm exactly 1.
+
+    Unlike :class:`ScaledAvgPool` (norm 1 only on signals constant over each 2x2 window, so it
+    attenuates every other direction), this downsampling is orthogonal: it keeps the norm of every
+    input, which is what lets a 1-Lipschitz classifier keep its margins (the gradient-norm
+    preserving layout of orthogonal-convolution networks).  H and W must be even.
+
+    Examples
+    --------
+    >>> PixelUnshuffle()(torch.ones(1, 2, 4, 4)).shape
+    torch.Size([1, 8, 2, 2])
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % 2 or x.shape[-2] % 2:
+            raise ValueError(f"downsample 'unshuffle' needs even image sizes, got {tuple(x.shape[-2:])}; "
+                             "use downsample: avgpool or another image_size")
+        return F.pixel_unshuffle(x, 2)
+
+    def lipschitz_bound(self) -> float:
+        return 1.0
+
+
+class Flatten(nn.Module):
+    """``(B, C, H, W) -> (B, C H W)``: a reshape, norm exactly 1 (used by ``pooling: flatten``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
 
     def lipschitz_bound(self) -> float:
         return 1.0
@@ -509,6 +545,15 @@ class ClassifierConfig:
         Neural-ODE blocks (``node``).
     gershgorin_lipschitz : float
         Per-layer Lipschitz target (>= 1) of the ``gershgorin`` blocks.
+    downsample : str
+        Between stages: ``avgpool`` (Sherry et al.'s layout: 1x1 growth, then ``2 * avgpool``) or
+        ``unshuffle`` (space-to-depth, then a norm-controlled 1x1 from ``4 C`` channels).  Both have
+        norm <= 1; ``unshuffle`` is orthogonal, ``avgpool`` discards 3/4 of the directions.
+    pooling : str
+        Before the head: ``mean`` (``sqrt(HW) * mean``, the paper's global mean) or ``flatten``
+        (all features to the head; needs ``image_size``).
+    image_size : int
+        Input side, used only by ``pooling: flatten`` to size the head.
     """
 
     arch: str = "nonexpansive"
@@ -524,6 +569,9 @@ class ClassifierConfig:
     node_time: float = 1.0
     node_steps: int = 2
     gershgorin_lipschitz: float = 1.0
+    downsample: str = "avgpool"
+    pooling: str = "mean"
+    image_size: int = 28
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -535,6 +583,13 @@ class ClassifierConfig:
             raise ValueError("depth must be >= 1, num_classes >= 2 and kernel_size odd")
         if not 0 <= self.negative_slope <= 1:
             raise ValueError(f"negative_slope must lie in [0, 1], got {self.negative_slope}")
+        if self.downsample not in ("avgpool", "unshuffle"):
+            raise ValueError(f"downsample {self.downsample!r} unknown; valid: avgpool, unshuffle")
+        if self.pooling not in ("mean", "flatten"):
+            raise ValueError(f"pooling {self.pooling!r} unknown; valid: mean, flatten")
+        if self.pooling == "flatten" and self.image_size % (2 ** (len(self.widths) - 1)):
+            raise ValueError(f"pooling 'flatten' needs image_size divisible by 2^(stages - 1) = "
+                             f"{2 ** (len(self.widths) - 1)}, got {self.image_size}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -636,10 +691,18 @@ def build_classifier(config: ClassifierConfig | None = None, **overrides: Any) -
     else:
         layers.append(PlainConv(cfg.in_channels, cfg.widths[0], cfg.kernel_size))
     for s, width in enumerate(cfg.widths):
-        if s > 0:
+        if s > 0 and cfg.downsample == "avgpool":
             layers.append(NormedConv1x1(cfg.widths[s - 1], width, constrained=constrained))
             layers.append(ScaledAvgPool(2.0 if constrained else 1.0))
+        elif s > 0:
+            layers.append(PixelUnshuffle())
+            layers.append(NormedConv1x1(4 * cfg.widths[s - 1], width, constrained=constrained))
         layers.extend(block(width) for _ in range(cfg.depth))
-    layers.append(ScaledGlobalPool())
-    layers.append(NormedLinear(cfg.widths[-1], cfg.num_classes, constrained=constrained))
+    if cfg.pooling == "mean":
+        layers.append(ScaledGlobalPool())
+        features = cfg.widths[-1]
+    else:
+        layers.append(Flatten())
+        features = cfg.widths[-1] * (cfg.image_size // 2 ** (len(cfg.widths) - 1)) ** 2
+    layers.append(NormedLinear(features, cfg.num_classes, constrained=constrained))
     return SequentialClassifier(layers, cfg)

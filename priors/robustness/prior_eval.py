@@ -211,7 +211,7 @@ def train_denoiser(*, constrained: bool, width: int, depth: int, steps: int, pat
     torch.manual_seed(seed)
     model = AveragedResNet(width=width, depth=depth, constrained=constrained)
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         return model.eval()
     gen = torch.Generator().manual_seed(seed)
@@ -237,15 +237,11 @@ def train_denoiser(*, constrained: bool, width: int, depth: int, steps: int, pat
     return model
 
 
-def _load_denoiser(path: str, constrained: bool):
-    from ..averaged import AveragedResNet, AveragedResNetConfig
+def _load_denoiser(path: str):
+    """A grey denoiser from a ``stablepnp train`` model file or checkpoint (certificate re-checked)."""
+    from ..pretrained import load_checkpoint
 
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    weights = state.get("model", state.get("state_dict", state)) if isinstance(state, dict) else state
-    cfg = AveragedResNetConfig.from_dict(state["config"]) if isinstance(state, dict) and "config" in state else None
-    model = AveragedResNet(cfg) if cfg is not None else AveragedResNet(constrained=constrained)
-    model.load_state_dict(weights)
-    return model.eval()
+    return load_checkpoint(path, in_channels=1)
 
 
 def evaluate_priors(spec, *, out_dir: Path, seed: int = 0, progress: bool = False, log=print) -> dict[str, Any]:
@@ -263,13 +259,15 @@ def evaluate_priors(spec, *, out_dir: Path, seed: int = 0, progress: bool = Fals
     y = A(clean) + spec.noise_std * torch.randn(clean.shape, generator=gen)
     tau = spec.pnp_step / op_norm**2
     rows: list[dict[str, Any]] = []
-    for name in spec.denoisers:
+    from tqdm.auto import tqdm
+
+    for name in tqdm(spec.denoisers, desc="prior robustness", disable=not progress, leave=False):
         t0 = time.perf_counter()
         if name in ("averaged", "unconstrained"):
             constrained = name == "averaged"
             ckpt = spec.averaged_checkpoint if constrained else spec.unconstrained_checkpoint
             if ckpt:
-                den = _load_denoiser(ckpt, constrained)
+                den = _load_denoiser(ckpt)
             else:
                 den = train_denoiser(constrained=constrained, width=spec.width, depth=spec.depth,
                                      steps=spec.train_steps, patch=spec.train_patch, batch=spec.train_batch, seed=seed,

@@ -20,6 +20,8 @@ import json
 import math
 import sys
 import time
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,8 +55,44 @@ def _tuple(v: Any) -> tuple:
     return tuple(v) if isinstance(v, (list, tuple)) else (v,)
 
 
+def _type_ok(value: Any, hint: Any) -> bool:
+    """Whether a YAML value fits a field annotation (scalars, optionals, tuples; others pass)."""
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if hint is type(None):
+        return value is None
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return all(_type_ok(v, args[0]) for v in items) if args else True
+    return True
+
+
+def _hint_name(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_hint_name(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {_hint_name(typing.get_args(hint)[0])}"
+    return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
+
+
+def _check_types(cls, data: dict, where: str) -> None:
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if not _type_ok(value, hints[key]):
+            raise ValueError(f"{where}.{key} must be {_hint_name(hints[key])}, got {value!r}")
+
+
 def _strict(cls, data: Any, where: str):
-    """Build the frozen dataclass ``cls`` from a mapping, refusing unknown keys."""
+    """Build the frozen dataclass ``cls`` from a mapping, refusing unknown keys and wrong types."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -63,6 +101,7 @@ def _strict(cls, data: Any, where: str):
     unknown = sorted(set(data) - set(valid))
     if unknown:
         raise ValueError(f"unknown key {unknown[0]!r} in {where}; valid keys: {', '.join(valid)}")
+    _check_types(cls, data, where)
     try:
         return cls(**data)
     except TypeError as exc:
@@ -175,6 +214,12 @@ class PriorEvalSpec:
         bad = sorted(set(self.denoisers) - {"averaged", "unconstrained", "bm3d", "tv"})
         if bad:
             raise ValueError(f"prior_eval.denoisers: {bad[0]!r} unknown; valid: averaged, unconstrained, bm3d, tv")
+        from problems.images import available_images
+
+        known = available_images()
+        missing = [n for n in self.images if n not in known and not Path(n).is_file()]
+        if missing:  # checked here, not after the classifiers have trained
+            raise ValueError(f"prior_eval.images: {missing[0]!r} is neither a bundled image ({', '.join(known)}) nor a file")
         if not self.eps > 0 or self.pnp_iterations < 1 or not self.pnp_step > 0:
             raise ValueError("prior_eval: eps and pnp_step must be > 0 and pnp_iterations >= 1")
 
@@ -201,6 +246,8 @@ def _parse(raw: Any) -> RobustnessConfig:
     unknown = sorted(set(raw) - top)
     if unknown:
         raise ValueError(f"unknown key {unknown[0]!r} in config; valid keys: {', '.join(sorted(top))}")
+    _check_types(RobustnessConfig, {k: v for k, v in raw.items() if k in ("output_dir", "seed", "threads", "progress")},
+                 "config")
     models = raw.get("models") or []
     if not isinstance(models, list) or not models:
         raise ValueError("config needs models: a non-empty list of {name, model, train, checkpoint}")
@@ -295,8 +342,9 @@ def train_classifier(spec: ModelSpec, train: ImageDataset, *, out_dir: Path, see
     total = max(1, int(round(ts.epochs * steps_per_epoch)))
     step, elapsed, finished, history = 0, 0.0, False, []
     if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if state["config"] != spec.model.to_dict():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        # compared as configs, so a checkpoint written before a new (defaulted) field still resumes
+        if ClassifierConfig.from_dict(state["config"]) != spec.model:
             raise ValueError(f"checkpoint {ckpt_path} was made for another architecture; use a new output_dir or delete it")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -356,7 +404,7 @@ def train_classifier(spec: ModelSpec, train: ImageDataset, *, out_dir: Path, see
 
 def load_classifier(path: str | Path) -> SequentialClassifier:
     """Load a classifier from a checkpoint written by :func:`train_classifier`."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     model = build_classifier(ClassifierConfig.from_dict(state["config"]))
     model.load_state_dict(state["model"])
     return model.eval()
