@@ -48,8 +48,32 @@ class ModelConfigMixin:
         strict_keys(d, set(fields), "model config")
         d = dict(d)
         for key, value in d.items():
+            default = fields[key].default
             if key == "sigma_range":
+                if not isinstance(value, (list, tuple)) or len(value) != 2:
+                    raise ValueError(f"model.sigma_range must be a pair [lo, hi] such as [5/255, 55/255], got {value!r}")
                 d[key] = tuple(parse_number(v, "model.sigma_range") for v in value)
-            elif isinstance(fields[key].default, float):
+            elif isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"model.{key} must be true or false, got {value!r}")
+            elif isinstance(default, int):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError(f"model.{key} must be an integer, got {value!r}")
+            elif isinstance(default, float):
                 d[key] = parse_number(value, f"model.{key}")
+            elif isinstance(default, str) and not isinstance(value, str):
+                raise ValueError(f"model.{key} must be a string, got {value!r}")
         return cls(**d)
+
+
+def warn_outside_range(model: Any, s: Any) -> None:
+    """Warn once per model when noise levels ``s`` (tensor) leave its trained ``sigma_range``."""
+    import warnings
+
+    lo, hi = model.config.sigma_range
+    if getattr(model, "_warned_range", False) or not (float(s.min()) < lo * 0.999 or float(s.max()) > hi * 1.001):
+        return
+    warnings.warn(
+        f"sigma {float(s.min()):.4f}..{float(s.max()):.4f} lies outside the trained range [{lo:.4f}, {hi:.4f}] "
+        f"of this {type(model).__name__}; results may be poor", stacklevel=4)
+    model._warned_range = True

@@ -120,8 +120,8 @@ class AveragedResNetConfig(ModelConfigMixin):
         if self.width < self.in_channels:
             raise ValueError(f"width ({self.width}) must be >= in_channels ({self.in_channels}) for the zero-padding lift")
         lo, hi = self.sigma_range
-        if not 0 <= lo < hi:
-            raise ValueError(f"sigma_range must be (lo, hi) with 0 <= lo < hi, got {self.sigma_range}")
+        if not 0 <= lo <= hi or hi <= 0:  # lo == hi: a model trained at one noise level
+            raise ValueError(f"sigma_range must be (lo, hi) with 0 <= lo <= hi and hi > 0, got {self.sigma_range}")
 
 
 class GradientStepBlock(nn.Module):
@@ -324,15 +324,17 @@ class AveragedResNet(deepinv.models.Denoiser):
             raise ValueError("sigma must be finite and >= 0")
         lo, hi = self.config.sigma_range
         if not self._warned_range and (float(s.min()) < lo * 0.999 or float(s.max()) > hi * 1.001):
-            # the certificate in x still holds (sigma only moves biases, gain and theta), but the
-            # denoiser was not trained there: say so once.
             warnings.warn(
                 f"sigma {float(s.min()):.4f}..{float(s.max()):.4f} lies outside the trained range "
-                f"[{lo:.4f}, {hi:.4f}] of this denoiser; results may be poor (the certificate still holds)",
+                f"[{lo:.4f}, {hi:.4f}] of this denoiser; it runs at the nearest trained level (the "
+                "certificate, computed over that range, holds); for weaker denoising below the range "
+                "use priors.denoiser_at_level",
                 stacklevel=3,
             )
             self._warned_range = True
-        return s / self.config.sigma_ref
+        # Clamped: theta(sigma) and the gain are certified over the trained range only (theta grows
+        # with sigma, so an unclamped sigma above it would weaken alpha below the stated value).
+        return s.clamp(lo, hi) / self.config.sigma_ref
 
     def theta(self, sigma_feature: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.theta_raw[0] + self.theta_raw[1] * sigma_feature)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._config import ModelConfigMixin
+from ._config import ModelConfigMixin, warn_outside_range
 
 from .base import Certificate, cached_certificate
 from .spectral import conv_norm_bound
@@ -65,6 +65,7 @@ class DnCNN(deepinv.models.Denoiser):
             )
         s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1)
         s = s.expand(x.shape[0]) if s.numel() == 1 else s
+        warn_outside_range(self, s)  # no certificate to protect here, so sigma is not clamped
         z = torch.cat([x, (s / self.config.sigma_ref)[:, None, None, None].expand(-1, 1, *x.shape[-2:])], 1)
         for i, layer in enumerate(self.layers):
             z = layer(z)

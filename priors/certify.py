@@ -86,7 +86,7 @@ def rigorous_bounds(model: AveragedResNet, *, rel_tol: float = 1e-2) -> dict[str
     alpha_n = composed_alpha(alphas) if averaged and lip_n <= 1.0 else None
     lo, hi = cfg.sigma_range
     feats = torch.tensor([lo, hi], dtype=torch.float64) / cfg.sigma_ref
-    thetas = model.theta(feats.to(model.theta_raw.dtype)).double()
+    thetas = model.theta(feats.to(model.theta_raw)).double().cpu()
     theta = float(thetas.max())
     lipschitz = (1 - theta) + theta * lip_n
     alpha = theta * alpha_n if alpha_n is not None else None
@@ -110,7 +110,7 @@ def _jacobian_power(model, x: torch.Tensor, sigma: float, iters: int, gen: torch
         y = model(xg, sigma)
         u = torch.zeros_like(y, requires_grad=True)
         (jt_u,) = torch.autograd.grad(y, xg, u, create_graph=True)
-        v = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+        v = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
         v = v / v.norm()
         est = 0.0
         for _ in range(iters):
@@ -119,6 +119,25 @@ def _jacobian_power(model, x: torch.Tensor, sigma: float, iters: int, gen: torch
             est = float(w.norm())
             v = w.detach() / max(est, 1e-30)
     return math.sqrt(est)
+
+
+def _search_points(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    """Start points of the adversarial search: noisy crops of training-pool photographs (data
+    points, 25/255 noise) alternating with uniform random images (off the data)."""
+    from problems.images import load_image, training_pool_names
+
+    b, c, h, w = shape
+    names = training_pool_names()
+    out = torch.rand(shape, generator=gen)
+    for i in range(0, b, 2):
+        img = load_image(names[(i // 2) % len(names)], gray=c == 1)
+        if img.shape[1] != c:
+            continue  # e.g. a 2-channel model: keep the random start
+        top = int(torch.randint(0, img.shape[-2] - h + 1, (1,), generator=gen))
+        left = int(torch.randint(0, img.shape[-1] - w + 1, (1,), generator=gen))
+        crop = img[0, :, top : top + h, left : left + w]
+        out[i] = crop + (25 / 255) * torch.randn(crop.shape, generator=gen)
+    return out
 
 
 def empirical_lipschitz(
@@ -138,7 +157,8 @@ def empirical_lipschitz(
     model : callable
         ``model(x, sigma)``.
     data : Tensor, optional
-        Points (B, C, H, W) at which to start; random images in [0, 1] otherwise.
+        Points (B, C, H, W) at which to start; otherwise noisy training-pool crops alternating
+        with random images in [0, 1] (:func:`_search_points`).
     sigmas : tuple of float
         Noise levels probed.
     power_iters, ascent_steps : int
@@ -151,7 +171,9 @@ def empirical_lipschitz(
     try:
         params = list(model.parameters()) if hasattr(model, "parameters") else []
         dtype = params[0].dtype if params else torch.float32
-        x0 = data.to(dtype) if data is not None else torch.rand(shape, generator=gen, dtype=dtype)
+        device = params[0].device if params else torch.device("cpu")
+        x0 = data if data is not None else _search_points(shape, gen)
+        x0 = x0.to(device, dtype)
         best_jac, best_pair = 0.0, 0.0
         for sigma in sigmas:
             for i in range(x0.shape[0]):
@@ -159,7 +181,7 @@ def empirical_lipschitz(
                 best_jac = max(best_jac, _jacobian_power(model, xi, sigma, power_iters, gen))
             # gradient ascent on the ratio over (x, delta)
             x = x0.clone().requires_grad_(True)
-            d = (1e-2 * torch.randn(x0.shape, generator=gen, dtype=dtype)).requires_grad_(True)
+            d = (1e-2 * torch.randn(x0.shape, generator=gen, dtype=dtype)).to(device).requires_grad_(True)
             opt = torch.optim.Adam([x, d], lr=1e-2)
             n = x0.shape[0]
             for _ in range(ascent_steps):

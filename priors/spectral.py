@@ -63,7 +63,7 @@ def _taps(kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
     p = torch.arange(-m1, m1 + 1, dtype=torch.float64)
     q = torch.arange(-m2, m2 + 1, dtype=torch.float64)
     offsets = torch.stack(torch.meshgrid(p, q, indexing="ij"), dim=-1).reshape(-1, 2)  # (T, 2)
-    taps = kernel.detach().to(torch.float64).permute(2, 3, 0, 1).reshape(-1, *kernel.shape[:2])
+    taps = kernel.detach().to('cpu', torch.float64).permute(2, 3, 0, 1).reshape(-1, *kernel.shape[:2])  # CPU maths
     return taps.to(torch.complex128), offsets, max(m1, m2)
 
 

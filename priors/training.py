@@ -113,9 +113,16 @@ class TrainConfig:
         arch = top.get("arch", "averaged")
         if arch not in ARCHS:
             raise ValueError(f"arch {arch!r} unknown in training config; valid: {', '.join(ARCHS)}")
-        model = dict(top.get("model") or {})
+        model_raw = top.get("model") or {}
+        if not isinstance(model_raw, dict):
+            raise ValueError(f"model must be a mapping of architecture settings (e.g. width: 32), got {model_raw!r}")
+        model = dict(model_raw)
         model_cfg_cls = AveragedResNetConfig if arch == "averaged" else DnCNNConfig
         model_cfg_cls.from_dict(model)  # validates keys and values now, not at step 0
+        for key in ("seed", "threads"):
+            v = top.get(key, 0)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{key} must be a non-negative integer, got {v!r}")
 
         def sub(name: str, klass: type) -> Any:
             d = _strict(name, top.get(name), {f.name for f in fields(klass)})
@@ -138,17 +145,30 @@ class TrainConfig:
                         raise ValueError(f"{name}.{f.name} must be a list, got {v!r}")
                     v = tuple(parse_number(x, f"{name}.{f.name}") if f.name != "folders" else str(x) for x in v)
                     if f.name == "milestones":
+                        if any(x != int(x) or x < 1 for x in v):
+                            raise ValueError(f"{name}.milestones must be positive integer steps, got {list(v)!r}")
                         v = tuple(int(x) for x in v)
                 elif isinstance(default, str) and not isinstance(v, str):
                     raise ValueError(f"{name}.{f.name} must be a string, got {v!r}")
                 out[f.name] = v
             return klass(**out)
 
+        noise = sub("noise", NoiseConfig)
+        # The model's sigma_range is what the certificate and the range warnings refer to, so it
+        # must be the range the model is trained on: derived from noise, or checked against it.
+        if "sigma_range" not in model:
+            model["sigma_range"] = [noise.sigma_min, noise.sigma_max]
+        else:
+            lo, hi = model_cfg_cls.from_dict(model).sigma_range
+            if abs(lo - noise.sigma_min) > 1e-9 or abs(hi - noise.sigma_max) > 1e-9:
+                raise ValueError(
+                    f"model.sigma_range [{lo:.6g}, {hi:.6g}] differs from the training noise range "
+                    f"[{noise.sigma_min:.6g}, {noise.sigma_max:.6g}]; make them equal or drop model.sigma_range")
         cfg = cls(
             arch=arch,
             model=model,
             data=sub("data", DataConfig),
-            noise=sub("noise", NoiseConfig),
+            noise=noise,
             optim=sub("optim", OptimConfig),
             validation=sub("validation", ValidationConfig),
             checkpoint=sub("checkpoint", CheckpointConfig),
@@ -179,6 +199,8 @@ class TrainConfig:
             raise ValueError("data.patch_size must be >= 8 and data.batch_size >= 1")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device {self.device!r} unknown; valid: auto, cpu, cuda")
+        if not self.validation.sigmas or not all(0 < v <= 1 for v in self.validation.sigmas):
+            raise ValueError(f"validation.sigmas must be noise levels in (0, 1] (e.g. 25/255), got {list(self.validation.sigmas)}")
         if self.checkpoint.every < 1 or self.validation.every < 1:
             raise ValueError("checkpoint.every and validation.every must be >= 1")
         if self.init_from and not Path(self.init_from).is_file():
@@ -210,6 +232,17 @@ def build_model(arch: str, model_config: dict) -> torch.nn.Module:
 
 def _model_config_dict(model: torch.nn.Module) -> dict:
     return model.config.to_dict()
+
+
+def _digest(model: torch.nn.Module) -> str:
+    """SHA-256 of every parameter and buffer (weights, norm estimates, power vectors)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _certificate_dict(model: torch.nn.Module) -> dict:
@@ -373,11 +406,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
                    "noise": asdict(cfg.noise), "world_size": world, "device": device.type}
 
     def checkpoint() -> None:
-        mine = {"sampler": sampler.state_dict(), "noise_rng": noise_gen.get_state()}
+        mine = {"sampler": sampler.state_dict(), "noise_rng": noise_gen.get_state(), "weights_sha256": _digest(model)}
         per_rank = [mine]
         if distributed:  # every rank's data stream is saved, so resumption is exact on all ranks
             per_rank = [None] * world
             torch.distributed.all_gather_object(per_rank, mine)
+            if len({r["weights_sha256"] for r in per_rank}) > 1:  # weights, norms and power vectors
+                raise RuntimeError(f"DDP ranks diverged at step {step}: their weights or norm estimates differ")
         if rank != 0:
             return
         state = {
@@ -408,11 +443,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
     t_last = time.perf_counter()
     with _Stop() as stop:
         while step < target:
-            clean = sampler.sample().to(device)
+            clean = sampler.sample()  # batches and noise are drawn on the CPU (seeded), then moved
             lo, hi = cfg.noise.sigma_min, cfg.noise.sigma_max
             sig = lo + (hi - lo) * torch.rand(clean.shape[0], generator=noise_gen)
             noisy = clean + sig[:, None, None, None] * torch.randn(clean.shape, generator=noise_gen)
-            sig, noisy = sig.to(device), noisy.to(device)
+            clean, sig, noisy = clean.to(device), sig.to(device), noisy.to(device)
             loss = F.mse_loss(net(noisy, sig), clean)
             if not torch.isfinite(loss):
                 checkpoint()

@@ -25,15 +25,17 @@ def _pct(v: float | None) -> str:
 
 def classifier_table(results: dict) -> str:
     models = results["models"]
-    heads = ["architecture", "certified L", "clean"] + [f"certified {e}/255" for e in PAPER_EPS] + \
-            [f"PGD-l2 {e}/255" for e in PAPER_EPS] + ["train steps", "train s"]
+    heads = ["architecture", "params", "certified L", "clean"] + [f"certified {e}/255" for e in PAPER_EPS] + \
+            ["clean (attack set)"] + [f"PGD-l2 {e}/255" for e in PAPER_EPS] + ["train steps", "train s"]
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for name, r in models.items():
         by_eps = {round(e * 255): i for i, e in enumerate(r["eps"])}
         cert = [r["certified"][by_eps[e]] if e in by_eps else None for e in PAPER_EPS]
         pgd = [r["pgd_l2"][by_eps[e]] if e in by_eps else None for e in PAPER_EPS]
         train = r.get("train", {})
-        lines.append("| " + " | ".join([name, f"{r['lipschitz_bound']:.4g}", _pct(r["clean"])] + [_pct(v) for v in cert]
+        params = f"{r['parameters'] / 1000:.0f}k" if "parameters" in r else "n/a"
+        lines.append("| " + " | ".join([name, params, f"{r['lipschitz_bound']:.4g}", _pct(r["clean"])]
+                                       + [_pct(v) for v in cert] + [_pct(r.get("clean_attacked"))]
                                        + [_pct(v) for v in pgd]
                                        + [str(train.get("steps", "")), f"{train.get('train_seconds', 0):.0f}"]) + " |")
     first = next(iter(models.values()))

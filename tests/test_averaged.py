@@ -203,6 +203,23 @@ def test_sigma_outside_trained_range_is_warned_once():
         net(x, 0.5)  # only once per model
 
 
+def test_sigma_above_the_range_runs_at_the_ceiling_so_the_certificate_holds():
+    # theta grows with sigma here, so an unclamped sigma above the range would be less averaged
+    # than the certificate (computed over the range) says
+    torch.manual_seed(0)
+    net = AveragedResNet(width=4, depth=1).eval()
+    with torch.no_grad():
+        net.theta_raw.copy_(torch.tensor([0.0, 3.0]))
+    lo, hi = net.config.sigma_range
+    x = torch.rand(2, 1, 8, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert torch.equal(net(x, 0.9), net(x, hi)) and torch.equal(net(x, 0.0), net(x, lo))
+    cert = certify(net, adversarial=False)
+    feat = torch.tensor([hi / net.config.sigma_ref])
+    assert cert.alpha is not None and float(net.theta(feat)) * cert.details["alpha_N"] == pytest.approx(cert.alpha)
+
+
 def test_shipped_averaged_prior_certificate_holds_against_search():
     from priors.pretrained import load_pretrained, pretrained_names
 

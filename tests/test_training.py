@@ -87,12 +87,27 @@ def test_sigterm_checkpoints_and_stops(tmp_path, monkeypatch):
         ({"data": {"patchsize": 3}}, "unknown key 'patchsize'"),
         ({"model": {"depht": 3}}, "unknown key 'depht'"),
         ({"arch": "unet"}, "arch"),
+        ({"model": [1, 2]}, "model must be a mapping"),
+        ({"model": {"width": 4, "depth": 2, "sigma_range": [0.5]}}, "model.sigma_range must be a pair"),
+        ({"model": {"width": 4.5}}, "model.width must be an integer"),
+        ({"model": {"width": 4, "depth": 2, "sigma_range": ["5/255", "75/255"]}}, "differs from the training noise range"),
+        ({"seed": 1.5}, "seed must be a non-negative integer"),
+        ({"threads": "two"}, "threads must be a non-negative integer"),
+        ({"optim": {"schedule": "step", "milestones": [1.5]}}, "milestones must be positive integer"),
+        ({"validation": {"sigmas": [2.0]}}, "validation.sigmas"),
     ],
 )
 def test_bad_training_config_one_line_error(tmp_path, over, match):
     with pytest.raises(ValueError, match=match) as info:
         TrainConfig.from_dict(tiny(tmp_path, **over))
     assert "\n" not in str(info.value)
+
+
+def test_model_sigma_range_is_the_training_noise_range(tmp_path):
+    cfg = TrainConfig.from_dict(tiny(tmp_path, noise={"sigma_min": 0.1, "sigma_max": 0.1}))
+    assert cfg.model["sigma_range"] == [0.1, 0.1]  # a fixed-noise model claims only its own level
+    model = build_model(cfg.arch, cfg.model)
+    assert model.config.sigma_range == (0.1, 0.1)
 
 
 def test_resume_with_another_config_is_refused(tmp_path):
@@ -142,8 +157,9 @@ def test_certify_cli_prints_and_writes_json(tmp_path, capsys):
     assert certify_main([summary["model"], "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "Lipschitz bound" in text and "averagedness alpha" in text and "empirical max" in text
+    assert "not I - D" in text and "for every sigma in" in text
     rec = json.loads(out.read_text())
-    assert rec["empirical"] <= rec["lipschitz"] and rec["alpha"] < 1
+    assert rec["empirical"] <= rec["lipschitz"] and rec["alpha"] < 1 and rec["map"].startswith("x -> D(x, sigma)")
 
 
 def test_dncnn_baseline_trains_through_the_same_code(tmp_path):
@@ -169,9 +185,17 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     state = load_training_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert state["step"] == 4 and len(state["ranks"]) == 2
-    # the two ranks drew different data
+    # the two ranks drew different data, and hold identical weights and norm estimates
     assert not torch.equal(state["ranks"][0]["noise_rng"], state["ranks"][1]["noise_rng"])
+    assert state["ranks"][0]["weights_sha256"] == state["ranks"][1]["weights_sha256"]
     load_checkpoint(tmp_path / "run" / "model.pt")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (runs wherever one is present)")
+def test_training_and_certificate_on_cuda(tmp_path):
+    summary = train(TrainConfig.from_dict(tiny(tmp_path, device="cuda")), progress=False)
+    model = load_checkpoint(summary["model"])  # certificate recomputed on the CPU and compared
+    assert model.stored_certificate["lipschitz"] <= 1 + 1e-9
 
 
 def test_warm_start_untied_model_starts_from_the_same_map(tmp_path):

@@ -426,6 +426,7 @@ def evaluate_classifier(model: SequentialClassifier, test: ImageDataset, spec: E
     m = margins(logits, y, num_classes=test.num_classes)
     out: dict[str, Any] = {
         "n_test": len(y),
+        "parameters": sum(p.numel() for p in model.parameters()),
         "clean": float((logits.argmax(1) == y).double().mean()),
         "lipschitz_bound": lip,
         "lipschitz_layers": model.lipschitz_report(),
@@ -452,6 +453,7 @@ def evaluate_classifier(model: SequentialClassifier, test: ImageDataset, spec: E
     bar.close()
     out.update({
         "n_attack": na,
+        "clean_attacked": accuracy(model, xa, ya, batch_size=spec.batch_size),  # the attacks' reference
         "pgd_steps": spec.pgd_steps,
         "pgd_restarts": spec.pgd_restarts,
         "pgd_l2": res["pgd_l2"],
@@ -483,12 +485,14 @@ def _fmt(v: float) -> str:
 
 def classifier_table(results: dict[str, dict[str, Any]], eps: tuple[float, ...]) -> str:
     """Markdown table: clean, certified and PGD-l2 accuracy (%) per model, and the certified L."""
-    heads = ["model", "L bound", "clean"] + [f"cert {round(e * 255)}/255" for e in eps] + \
-            [f"PGD-l2 {round(e * 255)}/255" for e in eps]
+    heads = ["model", "params", "L bound", "clean"] + [f"cert {round(e * 255)}/255" for e in eps] + \
+            ["clean (attack set)"] + [f"PGD-l2 {round(e * 255)}/255" for e in eps]
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for name, r in results.items():
-        row = [name, f"{r['lipschitz_bound']:.3g}", _fmt(r["clean"])] + [_fmt(v) for v in r["certified"]] + \
-              [_fmt(v) for v in r["pgd_l2"]]
+        params = f"{r['parameters'] / 1000:.0f}k" if "parameters" in r else "-"
+        attacked = _fmt(r["clean_attacked"]) if "clean_attacked" in r else "-"  # absent in older results
+        row = [name, params, f"{r['lipschitz_bound']:.3g}", _fmt(r["clean"])] + [_fmt(v) for v in r["certified"]] + \
+              [attacked] + [_fmt(v) for v in r["pgd_l2"]]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
