@@ -53,6 +53,10 @@ __all__ = [
 ]
 
 #: Butcher tableaux of explicit integrators (a, b) and their circle-contractivity radius r.
+#: Euler: r = 1 (x - h grad f(x) is nonexpansive for h L <= 2, Baillon-Haddad).  Heun: r = 1 exactly,
+#: since its step is (x + E(E(x))) / 2 with E an Euler step.  RK4: r = 1 is the value Sherry et al.
+#: use for gradient flows; the general theory (Kraaijevanger 1991) gives classical RK4 r = 0, so the
+#: RK4 certificate rests on the authors' claim and says so in its method string.
 INTEGRATORS: dict[str, dict[str, Any]] = {
     "euler": {"a": [], "b": [1.0], "radius": 1.0},
     "heun": {"a": [[1.0]], "b": [0.5, 0.5], "radius": 1.0},

@@ -239,6 +239,12 @@ def certify(
         f"{model.config.integrator} step conditions (h L ||W||^2 vs 2r) + averaged composition "
         "(Combettes-Yamada 2015) + theta-relaxation; valid for every image size and sigma in the trained range"
     )
+    if model.config.integrator == "rk4":
+        method += ("; RK4 sub-steps use r = 1 as Sherry et al. do, a claim for gradient flows that the general "
+                   "circle-contractivity theory does not give (it assigns classical RK4 r = 0): checked here only "
+                   "by the adversarial search, so prefer euler or heun when the guarantee matters")
+    elif model.config.integrator == "heun":
+        method += "; Heun = average of x and two Euler steps (SSP form), so r = 1 is exact"
     return Certificate(
         lipschitz=float(bounds["lipschitz"]),
         alpha=None if bounds["alpha"] is None else float(bounds["alpha"]),

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["dead_leaves", "PatchSampler", "VALIDATION_IMAGE", "training_photos", "folder_images"]
+__all__ = ["dead_leaves", "PatchSampler", "VALIDATION_IMAGE", "training_photo_names", "training_photos", "folder_files", "folder_images"]
 
 #: bundled photo held out of training, used for validation PSNR and for parameter tuning.
 VALIDATION_IMAGE = "motorcycle"
@@ -90,25 +90,36 @@ def dead_leaves(
     return img
 
 
+def training_photo_names() -> list[str]:
+    """Names of the bundled photos used for training (pool minus test split and validation image)."""
+    from problems.images import TEST_SPLIT, training_pool_names
+
+    return [n for n in training_pool_names() if n not in TEST_SPLIT and n != VALIDATION_IMAGE]
+
+
 def training_photos(gray: bool = True) -> list[torch.Tensor]:
     """Bundled training-pool photos (never the test split, never :data:`VALIDATION_IMAGE`)."""
-    from problems.images import TEST_SPLIT, training_pool_names, load_image
-
-    names = [n for n in training_pool_names() if n not in TEST_SPLIT and n != VALIDATION_IMAGE]
-    return [load_image(n, gray=gray)[0] for n in names]
-
-
-def folder_images(folder: str | Path, gray: bool = True) -> list[torch.Tensor]:
-    """Every readable image in ``folder`` (recursively), as (C, H, W) tensors in [0, 1]."""
     from problems.images import load_image
 
+    return [load_image(n, gray=gray)[0] for n in training_photo_names()]
+
+
+def folder_files(folder: str | Path) -> list[Path]:
+    """The image files :func:`folder_images` reads from ``folder`` (sorted, recursive)."""
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder '{folder}' does not exist or is not a directory")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"image folder '{folder}' contains no PNG/JPG/TIFF/BMP/.npy images")
-    return [load_image(p, gray=gray)[0] for p in files]
+    return files
+
+
+def folder_images(folder: str | Path, gray: bool = True) -> list[torch.Tensor]:
+    """Every readable image in ``folder`` (recursively), as (C, H, W) tensors in [0, 1]."""
+    from problems.images import load_image
+
+    return [load_image(p, gray=gray)[0] for p in folder_files(folder)]
 
 
 @dataclass

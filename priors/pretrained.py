@@ -20,7 +20,7 @@ from .training import MODEL_FORMAT, _certificate_dict, build_model
 
 __all__ = ["load_checkpoint", "load_pretrained", "pretrained_names", "certify_main", "WEIGHTS_DIR"]
 
-#: folder of the shipped model files (``<name>.pt`` with ``<name>.yaml`` and ``<name>.log.jsonl``).
+#: folder of the shipped model files (``<name>.pt`` with ``<name>.yaml`` and ``<name>.log.jsonl.gz``).
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 
 

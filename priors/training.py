@@ -28,7 +28,7 @@ import yaml
 from ._config import parse_number
 from .averaged import AveragedResNet, AveragedResNetConfig
 from .baselines import DnCNN, DnCNNConfig
-from .data import VALIDATION_IMAGE, PatchSampler, folder_images, training_photos
+from .data import VALIDATION_IMAGE, PatchSampler, folder_files, folder_images, training_photo_names, training_photos
 
 __all__ = ["TrainConfig", "build_model", "train", "main", "save_model_file", "MODEL_FORMAT"]
 
@@ -403,6 +403,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
 
     val_img = load_image(VALIDATION_IMAGE, size=cfg.validation.size, gray=gray).to(device)
     description = {"sampler": sampler.describe(), "validation_image": VALIDATION_IMAGE,
+                   "photo_names": training_photo_names() if cfg.data.photos else [],
+                   "folders": {str(f): len(folder_files(f)) for f in cfg.data.folders},
                    "noise": asdict(cfg.noise), "world_size": world, "device": device.type}
 
     def checkpoint() -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -231,3 +232,37 @@ def test_every_bundled_training_config_validates(path):
     cfg = TrainConfig.from_yaml(path)  # strict: unknown keys and bad values raise
     model = build_model(cfg.arch, cfg.model)
     assert sum(p.numel() for p in model.parameters()) > 0
+
+
+@pytest.mark.parametrize("integrator", ["euler", "heun", "rk4"])
+@pytest.mark.parametrize("boundary", ["zero", "circular"])
+def test_trained_models_of_every_integrator_and_boundary_hold_their_certificate(tmp_path, integrator, boundary):
+    from priors.certify import certify
+
+    cfg = tiny(tmp_path, model={"width": 4, "depth": 2, "integrator": integrator, "boundary": boundary,
+                                "max_substeps": 2})
+    summary = train(TrainConfig.from_dict(cfg), progress=False)
+    model = load_checkpoint(summary["model"])
+    cert = certify(model, power_iters=8, ascent_steps=10)
+    assert cert.lipschitz <= 1 + 1e-9 and cert.alpha is not None
+    assert 0 < cert.empirical <= cert.lipschitz * (1 + 1e-6)
+
+
+def test_photos_and_user_folders_are_used_and_described(tmp_path):
+    from PIL import Image
+
+    from problems.images import TEST_SPLIT
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray((rng.random((48, 48)) * 255).astype(np.uint8)).save(folder / f"im{i}.png")
+    cfg = tiny(tmp_path, data={"photos": True, "folders": [str(folder)], "dead_leaves_fraction": 0.0},
+               optim={"steps": 2})
+    summary = train(TrainConfig.from_dict(cfg), progress=False)
+    data = load_training_checkpoint(tmp_path / "run" / "checkpoint.pt")["data"]
+    assert data["folders"] == {str(folder): 2}
+    assert data["photo_names"] and set(data["photo_names"]).isdisjoint(TEST_SPLIT)
+    assert data["sampler"]["photos"] == len(data["photo_names"]) + 2
+    assert summary["finished"]
