@@ -179,6 +179,22 @@ def test_gershgorin_block_bound_holds(lipschitz):
     assert emp <= bound * (1 + 1e-6)
 
 
+def test_gershgorin_bound_is_attained_in_the_expansive_regime():
+    # W = identity (centre tap), linear activation, q = 1: T = 1 and the layer is (1 - c) x, so
+    # its Lipschitz constant is exactly c - 1 = the bound; the search must find it (a bound that
+    # were 2x too large, or too small, would fail here)
+    block = GershgorinResidualBlock(width=3, hidden=3, lipschitz=3.0, negative_slope=1.0).double().eval()
+    with torch.no_grad():
+        block.weight.zero_()
+        block.weight[:, :, 1, 1] = torch.eye(3, dtype=torch.float64)
+        block.q_raw.zero_()
+        block.c_raw.fill_(6.0)
+    bound = block.lipschitz_bound()
+    assert bound > 2.9
+    emp = adversarial_lipschitz(block, (1, 3, 6, 6))
+    assert bound * (1 - 1e-3) <= emp <= bound * (1 + 1e-6)
+
+
 def test_gershgorin_diagonal_dominates_w_wT():
     torch.manual_seed(5)
     w = torch.randn(4, 3, 3, 3, dtype=torch.float64)

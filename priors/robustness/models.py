@@ -26,6 +26,12 @@ and differ in the residual blocks:
     :class:`GershgorinResidualBlock`): each layer is ``max(1, c - 1)``-Lipschitz with
     ``c < 1 + lipschitz``.
 
+Between stages and before the head there are two layouts (``downsample`` / ``pooling``): the
+paper's ``avgpool`` + global ``mean`` (norm 1, but only on signals constant over each window:
+every other direction is attenuated, which caps the logit margins a 1-Lipschitz network can
+reach), and ``unshuffle`` (space-to-depth, orthogonal) + ``flatten``, which keeps the norm of
+every input; the second is our addition, measured side by side in the README.
+
 The exact norms of the parameter-free layers (proved in their docstrings): 2x2 average pooling
 has l2 norm exactly 1/2 (each output is the mean of 4 disjoint inputs: ``||(1/4) 1^T|| = 1/2``),
 so :class:`ScaledAvgPool` uses ``2 * avgpool`` (norm 1); the global mean over ``H x W`` pixels has
