@@ -203,7 +203,8 @@ def _patches(n: int, size: int, gen: torch.Generator, pool: list[torch.Tensor]) 
 def train_denoiser(*, constrained: bool, width: int, depth: int, steps: int, patch: int, batch: int,
                    seed: int = 0, checkpoint: Path | None = None, log=print):
     """Quickly train an :class:`priors.averaged.AveragedResNet` (MSE, noise levels in its sigma range)
-    on random patches of the training-pool photographs; resumes/loads ``checkpoint`` when present."""
+    on random patches of the training-pool photographs (a few hundred steps, for jobs without shipped
+    weights); loads ``checkpoint`` when present and writes it at the end (short runs: no mid-run resume)."""
     from problems.images import load_image, training_pool_names
 
     from ..averaged import AveragedResNet
