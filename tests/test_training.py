@@ -266,3 +266,24 @@ def test_photos_and_user_folders_are_used_and_described(tmp_path):
     assert data["photo_names"] and set(data["photo_names"]).isdisjoint(TEST_SPLIT)
     assert data["sampler"]["photos"] == len(data["photo_names"]) + 2
     assert summary["finished"]
+
+
+@pytest.mark.parametrize("name", ["averaged_gray", "averaged_unconstrained_gray", "dncnn_gray"])
+def test_shipped_weights_come_with_their_config_and_log(name):
+    import gzip
+
+    from priors.pretrained import WEIGHTS_DIR, load_pretrained
+
+    model = load_pretrained(name)  # certificate recomputed and compared
+    info = model.training_info
+    shipped = TrainConfig.from_yaml(WEIGHTS_DIR / f"{name}.yaml").to_dict()
+    stored = dict(info["config"])
+    for key in ("threads", "device"):  # execution details, may change between resumptions
+        shipped.pop(key), stored.pop(key)
+    if "init_from" not in stored and shipped.get("init_from") == "":  # key added after that run (default)
+        shipped.pop("init_from")
+    assert json.loads(json.dumps(shipped)) == stored
+    with gzip.open(WEIGHTS_DIR / f"{name}.log.jsonl.gz", "rt") as fh:
+        log = [json.loads(line) for line in fh]
+    assert len(log) == info["steps"] == stored["optim"]["steps"]
+    assert log[-1]["val_psnr"] == pytest.approx(info["final_val_psnr"])
