@@ -515,3 +515,13 @@ def test_training_resumes_mid_run(tmp_path):
     _, info = train_classifier(spec, ds, out_dir=tmp_path, log=logs.append)
     assert any("resumed" in line and "step 1/16" in line for line in logs)
     assert info["steps"] == 16
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "priors" / "robustness" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_bundled_configs_validate_and_build(path):
+    from priors.robustness.run import load_config
+
+    cfg = load_config(path)
+    for spec in cfg.models:
+        net = build_classifier(spec.model)
+        assert net(torch.rand(1, spec.model.in_channels, 28, 28)).shape == (1, spec.model.num_classes)
