@@ -525,3 +525,17 @@ def test_bundled_configs_validate_and_build(path):
     for spec in cfg.models:
         net = build_classifier(spec.model)
         assert net(torch.rand(1, spec.model.in_channels, 28, 28)).shape == (1, spec.model.num_classes)
+
+
+def test_prior_evaluation_loads_the_shipped_denoiser_as_trained():
+    # regression: the loader once ignored model_config and built the default architecture (leaky
+    # ReLU) around the tanh weights, so the prior table measured another map
+    from priors.pretrained import WEIGHTS_DIR, load_pretrained
+    from priors.robustness.prior_eval import _load_denoiser
+
+    den = _load_denoiser(str(WEIGHTS_DIR / "averaged_gray.pt"))
+    ref = load_pretrained("averaged_gray")
+    assert den.config == ref.config and den.config.activation == "tanh"
+    x = torch.rand(1, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(den(x, 0.1), ref(x, 0.1))
