@@ -66,7 +66,7 @@ class ModelConfigMixin:
         return cls(**d)
 
 
-def warn_outside_range(model: Any, s: Any) -> None:
+def warn_outside_range(model: Any, s: Any, consequence: str = "results may be poor", stacklevel: int = 4) -> None:
     """Warn once per model when noise levels ``s`` (tensor) leave its trained ``sigma_range``."""
     import warnings
 
@@ -75,5 +75,5 @@ def warn_outside_range(model: Any, s: Any) -> None:
         return
     warnings.warn(
         f"sigma {float(s.min()):.4f}..{float(s.max()):.4f} lies outside the trained range [{lo:.4f}, {hi:.4f}] "
-        f"of this {type(model).__name__}; results may be poor", stacklevel=4)
+        f"of this {type(model).__name__}; {consequence}", stacklevel=stacklevel)
     model._warned_range = True

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._config import ModelConfigMixin
+from ._config import ModelConfigMixin, warn_outside_range
 
 __all__ = [
     "INTEGRATORS",
@@ -326,16 +325,10 @@ class AveragedResNet(deepinv.models.Denoiser):
             raise ValueError(f"sigma must be a scalar or have one value per batch element ({batch}), got {s.numel()}")
         if not torch.isfinite(s).all() or (s < 0).any():
             raise ValueError("sigma must be finite and >= 0")
+        warn_outside_range(
+            self, s, "it runs at the nearest trained level (the certificate, computed over that range, holds); "
+            "for weaker denoising below the range use priors.denoiser_at_level", stacklevel=4)
         lo, hi = self.config.sigma_range
-        if not self._warned_range and (float(s.min()) < lo * 0.999 or float(s.max()) > hi * 1.001):
-            warnings.warn(
-                f"sigma {float(s.min()):.4f}..{float(s.max()):.4f} lies outside the trained range "
-                f"[{lo:.4f}, {hi:.4f}] of this denoiser; it runs at the nearest trained level (the "
-                "certificate, computed over that range, holds); for weaker denoising below the range "
-                "use priors.denoiser_at_level",
-                stacklevel=3,
-            )
-            self._warned_range = True
         # Clamped: theta(sigma) and the gain are certified over the trained range only (theta grows
         # with sigma, so an unclamped sigma above it would weaken alpha below the stated value).
         return s.clamp(lo, hi) / self.config.sigma_ref

@@ -28,7 +28,7 @@ import yaml
 from ._config import parse_number
 from .averaged import AveragedResNet, AveragedResNetConfig
 from .baselines import DnCNN, DnCNNConfig
-from .data import VALIDATION_IMAGE, PatchSampler, folder_files, folder_images, training_photo_names, training_photos
+from .data import VALIDATION_IMAGE, PatchSampler, folder_images, training_photo_names, training_photos
 
 __all__ = ["TrainConfig", "build_model", "train", "main", "save_model_file", "MODEL_FORMAT"]
 
@@ -118,7 +118,7 @@ class TrainConfig:
             raise ValueError(f"model must be a mapping of architecture settings (e.g. width: 32), got {model_raw!r}")
         model = dict(model_raw)
         model_cfg_cls = AveragedResNetConfig if arch == "averaged" else DnCNNConfig
-        model_cfg_cls.from_dict(model)  # validates keys and values now, not at step 0
+        parsed = model_cfg_cls.from_dict(model)  # validates keys and values now, not at step 0
         for key in ("seed", "threads"):
             v = top.get(key, 0)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -159,7 +159,7 @@ class TrainConfig:
         if "sigma_range" not in model:
             model["sigma_range"] = [noise.sigma_min, noise.sigma_max]
         else:
-            lo, hi = model_cfg_cls.from_dict(model).sigma_range
+            lo, hi = parsed.sigma_range
             if abs(lo - noise.sigma_min) > 1e-9 or abs(hi - noise.sigma_max) > 1e-9:
                 raise ValueError(
                     f"model.sigma_range [{lo:.6g}, {hi:.6g}] differs from the training noise range "
@@ -352,8 +352,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
     channels = model.config.in_channels
     gray = channels == 1
     photos = training_photos(gray=gray) if cfg.data.photos else []
+    folder_counts = {}
     for folder in cfg.data.folders:
-        photos += folder_images(folder, gray=gray)
+        images = folder_images(folder, gray=gray)
+        folder_counts[str(folder)] = len(images)
+        photos += images
     sampler = PatchSampler(
         photos,
         patch_size=cfg.data.patch_size,
@@ -404,7 +407,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
     val_img = load_image(VALIDATION_IMAGE, size=cfg.validation.size, gray=gray).to(device)
     description = {"sampler": sampler.describe(), "validation_image": VALIDATION_IMAGE,
                    "photo_names": training_photo_names() if cfg.data.photos else [],
-                   "folders": {str(f): len(folder_files(f)) for f in cfg.data.folders},
+                   "folders": folder_counts,
                    "noise": asdict(cfg.noise), "world_size": world, "device": device.type}
 
     def checkpoint() -> None:
