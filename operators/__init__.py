@@ -24,7 +24,7 @@ from .base import (
     conjugate_gradient,
 )
 from .blur import BOUNDARIES, Blur
-from .fidelity import DataFidelity, L2Fidelity, PoissonNLL
+from .fidelity import DataFidelity, L2Fidelity, PenalizedFidelity, PoissonNLL
 from .kernels import (
     KERNEL_SPEC_FORMS,
     box,
@@ -75,4 +75,5 @@ __all__ = [
     "DataFidelity",
     "L2Fidelity",
     "PoissonNLL",
+    "PenalizedFidelity",
 ]

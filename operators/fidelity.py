@@ -14,7 +14,7 @@ from torch import Tensor
 from .base import Identity, LinearOperator, ScaledOperator
 from .sampling import Inpainting
 
-__all__ = ["DataFidelity", "L2Fidelity", "PoissonNLL"]
+__all__ = ["DataFidelity", "L2Fidelity", "PoissonNLL", "PenalizedFidelity"]
 
 
 def _check_tau(tau) -> float:
@@ -253,3 +253,59 @@ class PoissonNLL(DataFidelity):
         safe_m = torch.where(m != 0, m, torch.ones_like(m))
         x = torch.where(m != 0, (u - self.offset) / safe_m, v)
         return x
+
+
+class PenalizedFidelity(DataFidelity):
+    """A smooth data term plus a smooth convex penalty: ``f(x) + r(x)``, itself a smooth data term.
+
+    Lets the gradient algorithms (PGD, FISTA) minimise ``1/2 ||A x - y||^2 + lam R(x)`` for a
+    smooth learned regulariser ``R`` (e.g. :class:`priors.ridge.RidgePrior`) with the prox part left
+    to a simple convex constraint: the step bound then uses ``Lip(grad f) + Lip(grad r)`` and the
+    objective is the true objective.
+
+    Parameters
+    ----------
+    fidelity : DataFidelity
+        Smooth data term (``smooth`` True, with ``lipschitz_grad()``).
+    penalty : object
+        ``value(x)`` (per batch element), ``grad(x)`` and ``lipschitz_grad()`` of a convex smooth
+        function (duck-typed, so operators never imports priors).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from operators import Blur, L2Fidelity, gaussian
+    >>> class Quad:  # r(x) = ||x||^2 / 2
+    ...     def value(self, x): return 0.5 * (x * x).flatten(1).sum(1)
+    ...     def grad(self, x): return x
+    ...     def lipschitz_grad(self): return 1.0
+    >>> A = Blur(gaussian(1.0))
+    >>> f = PenalizedFidelity(L2Fidelity(A, A(torch.rand(1, 1, 8, 8))), Quad())
+    >>> round(f.lipschitz_grad(), 6)
+    2.0
+    """
+
+    has_prox = False
+    smooth = True
+    convex = True
+
+    def __init__(self, fidelity: DataFidelity, penalty) -> None:
+        if not getattr(fidelity, "smooth", False):
+            raise ValueError(f"PenalizedFidelity needs a smooth data term, got {type(fidelity).__name__}; "
+                             "use a proximal algorithm (ADMM/DRS) with the prior's prox instead")
+        for name in ("value", "grad", "lipschitz_grad"):
+            if not callable(getattr(penalty, name, None)):
+                raise TypeError(f"penalty must have {name}() (a smooth prior such as priors.ridge.RidgePrior), "
+                                f"got {type(penalty).__name__}")
+        super().__init__(fidelity.operator, fidelity.y)
+        self.fidelity, self.penalty = fidelity, penalty
+        self.name = f"{type(fidelity).__name__} + {getattr(penalty, 'name', type(penalty).__name__)}"
+
+    def value(self, x: Tensor) -> Tensor:
+        return self.fidelity.value(x) + self.penalty.value(x)
+
+    def grad(self, x: Tensor) -> Tensor:
+        return self.fidelity.grad(x) + self.penalty.grad(x)
+
+    def lipschitz_grad(self) -> float:
+        return float(self.fidelity.lipschitz_grad()) + float(self.penalty.lipschitz_grad())

@@ -18,7 +18,7 @@ import torch
 from .averaged import AveragedResNet
 from .training import MODEL_FORMAT, _certificate_dict, build_model
 
-__all__ = ["load_checkpoint", "load_pretrained", "pretrained_names", "certify_main", "WEIGHTS_DIR"]
+__all__ = ["load_checkpoint", "load_pretrained", "pretrained_names", "certify_main", "certificate_rtol", "WEIGHTS_DIR"]
 
 #: folder of the shipped model files (``<name>.pt`` with ``<name>.yaml`` and ``<name>.log.jsonl.gz``).
 WEIGHTS_DIR = Path(__file__).with_name("weights")
@@ -43,13 +43,49 @@ def _read(path: Path) -> dict:
     return rec
 
 
-def _holds(stored: Any, fresh: dict, rtol: float = 1e-6) -> bool:
-    """Whether the stored claim still holds for the weights: the recomputed bound is no weaker.
+#: A recomputed bound is a product of factors f(||W_k||), one per rounded norm bound (counted with
+#: multiplicity, see :func:`_norm_factors`), and each ||W_k|| comes from an SVD in
+#: ``spectral.NORM_DTYPE`` (single precision) that two CPUs (other SIMD paths, another LAPACK) may
+#: return a few ulps apart.  A factor's relative change is at most ``_SENSITIVITY`` times its norm's
+#: (Euler's ``h L ||W||^2 - 1`` with ``h L ||W||^2 >= 2`` gives 4, RK4's stage bound, of degree 4
+#: in ``||W||^2``, gives 8; DnCNN's product 1), and alpha moves no more than its worst sub-step
+#: (Combettes-Yamada: the ratios alpha / (1 - alpha) add up, and each alpha_k = h L ||W||^2 / 2).
+#: Allowing ``_ULPS`` ulps per norm on each of the two machines gives the relative tolerance
+#: ``2 * _ULPS * _SENSITIVITY * n * eps`` (about 1.2e-4 for 8 norms, 4.9e-4 for 32): well above
+#: the cross-CPU spread seen (~1e-6 for 8 norms) and far below a 1 % edit of a claim.  Each norm
+#: bound already carries a margin of ``spectral._ROUNDING`` = 1e-4 for the SVD error, so a claim
+#: accepted within this tolerance is still a bound for the weights up to that relative slack.
+_ULPS = 8
+_SENSITIVITY = 8
+
+
+def _norm_factors(cert: dict) -> int:
+    """Number of rounded norm bounds multiplied into ``cert`` (each sub-step reuses its block's)."""
+    details = cert.get("details") or {}
+    if details.get("blocks"):  # AveragedResNet: lip_N = prod_k lip_k ** substeps_k
+        return max(1, sum(int(b.get("substeps", 1)) for b in details["blocks"]))
+    if details.get("layer_norms"):  # DnCNN: 1 + prod_k ||W_k||
+        return len(details["layer_norms"])
+    return 1
+
+
+def certificate_rtol(cert: dict) -> float:
+    """Relative tolerance between a stored certificate and ``cert``, recomputed from the same
+    weights on possibly another machine (see ``_ULPS`` for the derivation)."""
+    from .spectral import NORM_DTYPE
+
+    return 2 * _ULPS * _SENSITIVITY * _norm_factors(cert) * torch.finfo(NORM_DTYPE).eps
+
+
+def _holds(stored: Any, fresh: dict, rtol: float | None = None) -> bool:
+    """Whether the stored claim still holds for the weights: the recomputed bound is no weaker,
+    up to the relative rounding tolerance ``rtol`` (default :func:`certificate_rtol` of ``fresh``).
 
     (A newer, tighter certifier may give smaller values than the one that wrote the file; a
     larger Lipschitz bound or alpha, or a lost averagedness, means the weights changed.)"""
     if not isinstance(stored, dict) or stored.get("lipschitz") is None:
         return False
+    rtol = certificate_rtol(fresh) if rtol is None else rtol
     if float(fresh["lipschitz"]) > float(stored["lipschitz"]) * (1 + rtol) + 1e-12:
         return False
     if stored.get("alpha") is None:
@@ -98,7 +134,8 @@ def load_checkpoint(
             claim = (stored.get("lipschitz"), stored.get("alpha")) if isinstance(stored, dict) else (None, None)
             raise ValueError(
                 f"the certificate stored in '{p}' does not match its weights (stored Lipschitz {claim[0]}, alpha "
-                f"{claim[1]}; recomputed {fresh['lipschitz']:.6g}, {fresh['alpha']}); "
+                f"{claim[1]}; recomputed {fresh['lipschitz']!r}, {fresh['alpha']!r}; relative tolerance "
+                f"{certificate_rtol(fresh):.2g}); "
                 "the file was modified after training — re-run `stablepnp certify` on a trusted copy"
             )
     model.stored_certificate = stored

@@ -77,9 +77,13 @@ def _symbols(taps: torch.Tensor, offsets: torch.Tensor, freqs: torch.Tensor) -> 
 #: norm is deflated (lower bounds) or inflated (upper bounds) by this relative margin.
 _ROUNDING = 1e-4
 
+#: precision of the symbol SVDs; its eps sets how far two CPUs may disagree on a recomputed bound
+#: (priors.pretrained compares a stored certificate with the recomputed one under that tolerance).
+NORM_DTYPE = torch.complex64
+
 
 def _norms(mats: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.matrix_norm(mats.to(torch.complex64), ord=2).to(torch.float64)
+    return torch.linalg.matrix_norm(mats.to(NORM_DTYPE), ord=2).to(torch.float64)
 
 
 def conv_symbol_norms(kernel: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:

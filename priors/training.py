@@ -28,12 +28,14 @@ import yaml
 from ._config import parse_number
 from .averaged import AveragedResNet, AveragedResNetConfig
 from .baselines import DnCNN, DnCNNConfig
+from .ridge import RidgeConfig, RidgeRegularizer
 from .data import VALIDATION_IMAGE, PatchSampler, folder_images, training_photo_names, training_photos
 
 __all__ = ["TrainConfig", "build_model", "train", "main", "save_model_file", "MODEL_FORMAT"]
 
 MODEL_FORMAT = "stable-pnp-denoiser/1"
-ARCHS = ("averaged", "dncnn")
+ARCHS = ("averaged", "dncnn", "ridge")
+_MODEL_CONFIGS = {"averaged": AveragedResNetConfig, "dncnn": DnCNNConfig, "ridge": RidgeConfig}
 
 
 def _strict(section: str, d: Any, valid: set[str]) -> dict:
@@ -76,6 +78,7 @@ class OptimConfig:
     momentum: float = 0.9
     milestones: tuple[int, ...] = ()
     grad_clip: float = 0.0
+    loss: str = "mse"  # mse | l1 (the convex ridge recipe trains with l1)
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ class TrainConfig:
         if not isinstance(model_raw, dict):
             raise ValueError(f"model must be a mapping of architecture settings (e.g. width: 32), got {model_raw!r}")
         model = dict(model_raw)
-        model_cfg_cls = AveragedResNetConfig if arch == "averaged" else DnCNNConfig
+        model_cfg_cls = _MODEL_CONFIGS[arch]
         parsed = model_cfg_cls.from_dict(model)  # validates keys and values now, not at step 0
         for key in ("seed", "threads"):
             v = top.get(key, 0)
@@ -183,6 +186,8 @@ class TrainConfig:
     def check(self) -> None:
         if self.optim.name not in ("adam", "sgd"):
             raise ValueError(f"optim.name {self.optim.name!r} unknown; valid: adam, sgd")
+        if self.optim.loss not in ("mse", "l1"):
+            raise ValueError(f"optim.loss {self.optim.loss!r} unknown; valid: mse, l1")
         if self.optim.schedule not in ("cosine", "step", "none"):
             raise ValueError(f"optim.schedule {self.optim.schedule!r} unknown; valid: cosine, step, none")
         if not self.optim.lr > 0:
@@ -227,6 +232,8 @@ def build_model(arch: str, model_config: dict) -> torch.nn.Module:
         return AveragedResNet(AveragedResNetConfig.from_dict(model_config))
     if arch == "dncnn":
         return DnCNN(DnCNNConfig.from_dict(model_config))
+    if arch == "ridge":
+        return RidgeRegularizer(RidgeConfig.from_dict(model_config))
     raise ValueError(f"arch {arch!r} unknown; valid: {', '.join(ARCHS)}")
 
 
@@ -368,10 +375,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
         channels=channels,
     )
     noise_gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank + 1)
+    # a model may ask for per-group learning rates (the ridge recipe: kernels, splines, scalars)
+    params = model.param_groups(cfg.optim.lr) if hasattr(model, "param_groups") else model.parameters()
     if cfg.optim.name == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        opt = torch.optim.Adam(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     else:
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+        opt = torch.optim.SGD(params, lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                               weight_decay=cfg.optim.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.optim))
     step, log = 0, []
@@ -381,7 +390,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
         def _recipe(d: dict) -> dict:
             return {k: v for k, v in d.items() if k not in ("threads", "device")}
 
-        if _recipe(state["config"]) != _recipe(json.loads(json.dumps(cfg.to_dict()))):
+        # the stored recipe is parsed by today's parser, so keys added since take their defaults
+        stored_cfg = json.loads(json.dumps(TrainConfig.from_dict(state["config"]).to_dict()))
+        if _recipe(stored_cfg) != _recipe(json.loads(json.dumps(cfg.to_dict()))):
             raise ValueError(f"--resume: the config differs from the one stored in '{ckpt_path}'; use the same config or a new checkpoint.dir")
         model.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
@@ -453,7 +464,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
             sig = lo + (hi - lo) * torch.rand(clean.shape[0], generator=noise_gen)
             noisy = clean + sig[:, None, None, None] * torch.randn(clean.shape, generator=noise_gen)
             clean, sig, noisy = clean.to(device), sig.to(device), noisy.to(device)
-            loss = F.mse_loss(net(noisy, sig), clean)
+            out = net(noisy, sig)
+            loss = F.mse_loss(out, clean) if cfg.optim.loss == "mse" else F.l1_loss(out, clean)
             if not torch.isfinite(loss):
                 checkpoint()
                 raise FloatingPointError(f"training loss became {float(loss)} at step {step}; last good checkpoint kept in '{ckpt_path}'")
@@ -466,7 +478,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
             step += 1
             now = time.perf_counter()
             lv = float(loss.detach())
-            entry = {"step": step, "loss": lv, "psnr": -10 * math.log10(max(lv, 1e-12)),
+            mse = lv if cfg.optim.loss == "mse" else float(F.mse_loss(out.detach(), clean))
+            entry = {"step": step, "loss": lv, "psnr": -10 * math.log10(max(mse, 1e-12)),
                      "lr": sched.get_last_lr()[0], "seconds": now - t_last}
             t_last = now
             if step % cfg.validation.every == 0 or step == cfg.optim.steps:

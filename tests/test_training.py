@@ -14,7 +14,8 @@ import pytest
 import torch
 import yaml
 
-from priors.pretrained import certify_main, load_checkpoint
+from priors.pretrained import certificate_rtol, certify_main, load_checkpoint
+from priors.spectral import _norms as spectral_norms
 from priors.training import TrainConfig, build_model, load_training_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,6 +137,7 @@ def test_bad_model_files_are_refused(tmp_path):
     # certifier wrote the file) still holds and is accepted
     rec = torch.load(path, weights_only=True)
     fresh = rec["certificate"]
+    assert certificate_rtol(fresh) < 1e-3 / 2  # a 0.1 % edit lies beyond the cross-machine rounding tolerance
     for scale, ok in ((0.999, False), (1.001, True)):
         rec["certificate"] = {**fresh, "alpha": fresh["alpha"] * scale}
         edited = tmp_path / f"claim_{scale}.pt"
@@ -277,13 +279,79 @@ def test_shipped_weights_come_with_their_config_and_log(name):
     model = load_pretrained(name)  # certificate recomputed and compared
     info = model.training_info
     shipped = TrainConfig.from_yaml(WEIGHTS_DIR / f"{name}.yaml").to_dict()
-    stored = dict(info["config"])
+    # the stored recipe, parsed by today's parser: keys added after that run take their defaults
+    stored = json.loads(json.dumps(TrainConfig.from_dict(info["config"]).to_dict()))
     for key in ("threads", "device"):  # execution details, may change between resumptions
         shipped.pop(key), stored.pop(key)
-    if "init_from" not in stored and shipped.get("init_from") == "":  # key added after that run (default)
-        shipped.pop("init_from")
     assert json.loads(json.dumps(shipped)) == stored
     with gzip.open(WEIGHTS_DIR / f"{name}.log.jsonl.gz", "rt") as fh:
         log = [json.loads(line) for line in fh]
     assert len(log) == info["steps"] == stored["optim"]["steps"]
     assert log[-1]["val_psnr"] == pytest.approx(info["final_val_psnr"])
+
+
+# ------------------------------------------------------------- the load-time check across machines
+
+SHIPPED = sorted((ROOT / "priors" / "weights").glob("*.pt"))
+_SINGLE_PRECISION_NORMS = spectral_norms  # the certifier's own float32 SVD, before any patch
+
+
+def _norms_as_on_another_machine(monkeypatch, *, factor: float = 1.0, dtype: torch.dtype | None = None) -> None:
+    """Every symbol SVD of the certifier returns another machine's answer: computed in ``dtype``, or
+    scaled by ``factor`` (1 + a few eps32: what another CPU's float32 SVD may return)."""
+    import priors.spectral as spectral
+
+    def norms(mats: torch.Tensor) -> torch.Tensor:
+        if dtype is not None:
+            return torch.linalg.matrix_norm(mats.to(dtype), ord=2).to(torch.float64)
+        return _SINGLE_PRECISION_NORMS(mats) * factor
+
+    monkeypatch.setattr(spectral, "_norms", norms)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_certificate_check_tolerates_rounding_but_not_a_1_percent_change(path, monkeypatch):
+    eps32 = torch.finfo(torch.float32).eps
+    # the same weights certified with float64 SVDs, or with every norm a few ulps larger: the file loads
+    _norms_as_on_another_machine(monkeypatch, dtype=torch.complex128)
+    load_checkpoint(path)
+    _norms_as_on_another_machine(monkeypatch, factor=1 + 4 * eps32)
+    load_checkpoint(path)
+    # every norm 1 % larger, i.e. other weights than the certified ones: refused
+    _norms_as_on_another_machine(monkeypatch, factor=1.01)
+    with pytest.raises(ValueError, match="does not match its weights"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("name, key", [("averaged_unconstrained_gray", "lipschitz"), ("averaged_gray", "alpha")])
+def test_edited_shipped_claims_are_refused_beyond_the_rounding_tolerance(name, key, tmp_path):
+    src = ROOT / "priors" / "weights" / f"{name}.pt"
+    fresh = load_checkpoint(src).certificate().to_dict()  # recomputed (and cached) by the load
+    rtol = certificate_rtol(fresh)
+    assert rtol < 1e-3  # 128 * (number of norms) * eps32: far below a 1 % edit
+    rec = torch.load(src, weights_only=True)
+    for scale, ok in ((1 - rtol / 2, True), (1.01, True), (1 - 2 * rtol, False), (0.99, False)):
+        rec["certificate"] = {**rec["certificate"], key: fresh[key] * scale}
+        edited = tmp_path / f"{key}_{scale}.pt"
+        torch.save(rec, edited)
+        if ok:  # within rounding of the recomputed claim, or weaker than it
+            load_checkpoint(edited)
+        else:
+            with pytest.raises(ValueError, match="does not match its weights"):
+                load_checkpoint(edited)
+    rec = torch.load(src, weights_only=True)
+    rec["state_dict"] = {k: v * 10 if k.endswith("weight") else v for k, v in rec["state_dict"].items()}
+    torch.save(rec, tmp_path / "weights_x10.pt")
+    with pytest.raises(ValueError, match="does not match its weights"):
+        load_checkpoint(tmp_path / "weights_x10.pt")
+
+
+def test_stablepnp_certify_runs_on_every_shipped_model(capsys):
+    from pnp.cli import main
+
+    # the command of the bug report, adversarial search included
+    assert main(["certify", str(ROOT / "priors" / "weights" / "averaged_unconstrained_gray.pt")]) == 0
+    assert "Lipschitz bound" in capsys.readouterr().out
+    for path in SHIPPED:
+        assert main(["certify", str(path), "--no-adversarial"]) == 0, path.name
+        assert "averagedness alpha" in capsys.readouterr().out

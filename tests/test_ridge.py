@@ -1,0 +1,179 @@
+"""Convex ridge regularizer (priors/ridge.py): splines, the linear map, the certificate, the prox."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from priors.certify import empirical_lipschitz
+from priors.ridge import LinearSpline, RidgePrior, RidgeRegularizer
+
+
+def _trained_like(seed: int = 0, **cfg) -> RidgeRegularizer:
+    """A small model with random (non-trivial) splines and scalars, as after training."""
+    torch.manual_seed(seed)
+    net = RidgeRegularizer(**{"hidden": 3, "channels": 6, "kernel_size": 3, "knots": 9, **cfg}).double()
+    with torch.no_grad():
+        net.spline.raw.uniform_(-0.3, 1.3)  # some segments clamped to 0 or 1
+        net.mu_raw.copy_(torch.tensor([1.5, 0.0]))
+    return net.eval()
+
+
+def test_spline_is_monotone_with_slopes_in_unit_interval_and_zero_at_zero():
+    s = LinearSpline(4, knots=11, knot_range=0.5).double()
+    with torch.no_grad():
+        s.raw.uniform_(-1, 2)
+    x = torch.linspace(-1, 1, 2001, dtype=torch.float64).view(1, 1, 1, -1).expand(1, 4, 1, -1)
+    with torch.no_grad():
+        y = s(x)
+    d = (y[..., 1:] - y[..., :-1]) / (x[..., 1:] - x[..., :-1])
+    assert float(d.min()) >= -1e-12 and float(d.max()) <= 1 + 1e-9
+    assert torch.allclose(s(torch.zeros(1, 4, 1, 1, dtype=torch.float64)), torch.zeros(1, 4, 1, 1, dtype=torch.float64))
+    # constant outside the knot range
+    assert torch.allclose(s(torch.full((1, 4, 1, 1), 3.0, dtype=torch.float64)),
+                          s(torch.full((1, 4, 1, 1), 0.5, dtype=torch.float64)))
+    # the largest slope reported is the largest slope of the function
+    assert torch.allclose(s.max_slopes().detach(), d.amax(dim=(0, 2, 3)), atol=1e-6)
+
+
+def test_spline_integral_is_the_antiderivative():
+    s = LinearSpline(3, knots=7, knot_range=0.3).double()
+    with torch.no_grad():
+        s.raw.uniform_(0, 1)
+    x = torch.linspace(-0.6, 0.6, 1201, dtype=torch.float64).view(1, 1, 1, -1).expand(1, 3, 1, -1).contiguous()
+    psi, sig = s.integral(x), s(x)
+    # trapezoid integration of sigma from 0 reproduces psi (psi(0) = 0)
+    h = float(x[0, 0, 0, 1] - x[0, 0, 0, 0])
+    cum = torch.cumsum(0.5 * (sig[..., 1:] + sig[..., :-1]) * h, dim=-1)
+    mid = 600
+    ref = torch.cat([torch.zeros_like(cum[..., :1]), cum], dim=-1)
+    ref = ref - ref[..., mid : mid + 1]
+    assert torch.allclose(psi, ref, atol=1e-6)
+    assert float(psi.min()) >= -1e-12  # convex with psi'(0) = 0: minimum 0 at 0
+
+
+def test_composed_kernel_matches_the_two_convolutions_and_adjoint_is_exact():
+    net = _trained_like()
+    x = torch.randn(2, 1, 24, 24, dtype=torch.float64)
+    ws = [w - w.mean(dim=(1, 2, 3), keepdim=True) for w in net.factors]
+    seq = torch.nn.functional.conv2d(torch.nn.functional.conv2d(x, ws[0], padding=1), ws[1], padding=1)
+    one = net.W(x)
+    assert torch.allclose(seq[..., 3:-3, 3:-3], one[..., 3:-3, 3:-3], atol=1e-12)
+    z = torch.randn_like(one)
+    lhs, rhs = float((one * z).sum()), float((x * net.Wt(z)).sum())
+    assert abs(lhs - rhs) <= 1e-12 * max(abs(lhs), 1.0)
+    # zero-mean filters: constants are invisible away from the border
+    c = net.W(torch.full((1, 1, 24, 24), 0.7, dtype=torch.float64))
+    assert float(c[..., 3:-3, 3:-3].abs().max()) < 1e-12
+
+
+def test_gradient_is_the_gradient_of_the_cost_finite_differences():
+    net = _trained_like()
+    x = torch.rand(1, 1, 12, 12, dtype=torch.float64)
+    v = torch.randn_like(x)
+    mu = 3.0
+    eps = 1e-6
+    fd = (net.cost(x + eps * v, mu) - net.cost(x - eps * v, mu)) / (2 * eps)
+    an = (net.grad(x, mu) * v).sum()
+    assert abs(float(fd) - float(an)) <= 1e-6 * max(1.0, abs(float(an)))
+
+
+def test_cost_is_convex_along_random_segments():
+    net = _trained_like(seed=1)
+    for _ in range(5):
+        a, b = torch.rand(1, 1, 10, 10, dtype=torch.float64), torch.rand(1, 1, 10, 10, dtype=torch.float64)
+        t = 0.3
+        mid = net.cost(t * a + (1 - t) * b, 2.0)
+        assert float(mid) <= float(t * net.cost(a, 2.0) + (1 - t) * net.cost(b, 2.0)) + 1e-12
+
+
+def test_gradient_lipschitz_bound_holds_against_adversarial_search():
+    net = _trained_like(seed=2)
+    L = net.grad_lipschitz()
+    # power iteration on the Hessian-like map W^T S W (the sup over x of the Jacobian norm)
+    est = float(net._power(iterations=300, slopes=net.spline.max_slopes().detach()))
+    assert est <= L * (1 + 1e-6)
+    assert est >= 0.5 * L  # the bound is not vacuous
+    # pairs: ||grad R(x) - grad R(y)|| <= L ||x - y|| at random and adversarial points
+    x = torch.rand(4, 1, 16, 16, dtype=torch.float64, requires_grad=True)
+    d = (1e-2 * torch.randn(4, 1, 16, 16, dtype=torch.float64)).requires_grad_(True)
+    opt = torch.optim.Adam([x, d], lr=1e-2)
+    best = 0.0
+    for _ in range(40):
+        r = (net.grad(x + d, 2.0) - net.grad(x, 2.0)).flatten(1).norm(dim=1) / d.flatten(1).norm(dim=1)
+        best = max(best, float(r.max()))
+        opt.zero_grad()
+        (-r.sum()).backward()
+        opt.step()
+    assert best <= L * (1 + 1e-6)
+
+
+def test_denoiser_certificate_is_averaged_and_the_search_stays_below_it():
+    net = _trained_like(seed=3)
+    cert = net.certificate()
+    assert cert.lipschitz == 1.0 and cert.alpha is not None and cert.alpha <= net.config.safety
+    emp = empirical_lipschitz(net, sigmas=(25 / 255,), shape=(2, 1, 16, 16), power_iters=30, ascent_steps=30)
+    assert emp["max"] <= 1.0 + 1e-6
+    # averagedness: N = (D - (1 - alpha) I) / alpha must be nonexpansive too
+    a = cert.alpha
+    x, y = torch.rand(8, 1, 16, 16, dtype=torch.float64), torch.rand(8, 1, 16, 16, dtype=torch.float64)
+    with torch.no_grad():
+        nx = (net(x, 25 / 255) - (1 - a) * x) / a
+        ny = (net(y, 25 / 255) - (1 - a) * y) / a
+    ratio = (nx - ny).flatten(1).norm(dim=1) / (x - y).flatten(1).norm(dim=1)
+    assert float(ratio.max()) <= 1 + 1e-9
+
+
+def test_certificate_refuses_to_assume_slopes():
+    """The bound follows the trained slopes: halving every spline halves L."""
+    net = _trained_like(seed=4)
+    L1 = net.grad_lipschitz()
+    with torch.no_grad():
+        net.spline.raw.copy_(0.5 * net.spline.raw.clamp(0, 1))
+    L2 = net.grad_lipschitz()
+    assert L2 == pytest.approx(0.5 * L1, rel=2e-3)
+
+
+def test_prox_optimality_and_certified_error():
+    net = _trained_like(seed=5)
+    prior = 0.5 * RidgePrior(net, tol=1e-8, max_iter=2000)
+    v = torch.rand(1, 1, 16, 16, dtype=torch.float64)
+    x = prior.prox(v, 0.8)
+    t = 0.8 * 0.5
+    g = (x - v) + t * net.grad(x, prior.mu)
+    assert float(g.norm()) <= 1e-8 * float(v.norm()) + 1e-12
+    assert prior.last_prox_error is not None and prior.last_prox_error <= 1e-8 * float(v.norm()) + 1e-12
+    # optimality against perturbations (brute force): F(x) <= F(x + e)
+    F = lambda z: 0.5 * float(((z - v) ** 2).sum()) + t * float(net.cost(z, prior.mu))  # noqa: E731
+    for _ in range(10):
+        assert F(x) <= F(x + 1e-3 * torch.randn_like(x)) + 1e-12
+
+
+def test_prior_value_grad_and_lipschitz_scale_with_the_weight():
+    net = _trained_like(seed=6)
+    p1, p3 = RidgePrior(net), 3.0 * RidgePrior(net)
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    assert torch.allclose(p3.value(x), 3 * p1.value(x))
+    assert torch.allclose(p3.grad(x), 3 * p1.grad(x))
+    assert p3.lipschitz_grad() == pytest.approx(3 * p1.lipschitz_grad(), rel=1e-12)
+
+
+def test_training_step_moves_the_splines_and_keeps_the_certificate():
+    torch.manual_seed(0)
+    net = RidgeRegularizer(hidden=2, channels=4, kernel_size=3, knots=5)
+    opt = torch.optim.Adam(net.param_groups(1e-2))
+    clean = torch.rand(4, 1, 16, 16)
+    before = net.spline.raw.detach().clone()
+    net.train()
+    for _ in range(3):
+        noisy = clean + (25 / 255) * torch.randn_like(clean)
+        loss = torch.nn.functional.l1_loss(net(noisy, 25 / 255), clean)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert not torch.equal(before, net.spline.raw.detach())
+    net.eval()
+    cert = net.certificate()
+    assert cert.alpha is not None and cert.alpha < 1 and math.isfinite(cert.details["grad_lipschitz"])
