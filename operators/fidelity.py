@@ -280,7 +280,7 @@ class PenalizedFidelity(DataFidelity):
     ...     def grad(self, x): return x
     ...     def lipschitz_grad(self): return 1.0
     >>> A = Blur(gaussian(1.0))
-    >>> f = PenalizedFidelity(L2Fidelity(A, A(torch.rand(1, 1, 8, 8))), Quad())
+    >>> f = PenalizedFidelity(L2Fidelity(A, A(torch.rand(1, 1, 16, 16))), Quad())
     >>> round(f.lipschitz_grad(), 6)
     2.0
     """

@@ -49,6 +49,7 @@ KERNEL_SPEC_FORMS = (
 )
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+_IMAGE_PLUGINS = {".tif": "tifffile", ".tiff": "tifffile"}  # the others through pillow
 
 
 def _positive(name: str, value: float) -> float:
@@ -362,26 +363,37 @@ def load_kernel(path: str | os.PathLike) -> Tensor:
     (3, 3)
     """
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"kernel path '{p}' is a folder; give a .npy or image kernel file")
     if not p.is_file():
         raise FileNotFoundError(f"kernel file not found: {p}")
     suffix = p.suffix.lower()
+    if suffix != ".npy" and suffix not in _IMAGE_SUFFIXES:
+        raise ValueError(f"unsupported kernel file type '{suffix}': use .npy or an image (.png, .tif, ...)")
     try:
         if suffix == ".npy":
+            with open(p, "rb") as fh:
+                if fh.read(6) != b"\x93NUMPY":
+                    raise ValueError("not a NumPy .npy file")
             arr = np.load(p, allow_pickle=False)
-        elif suffix in _IMAGE_SUFFIXES:
-            from skimage import io
+        else:
+            import imageio.v3 as iio
 
-            arr = np.asarray(io.imread(p))
+            # an explicit plugin per format: no probing of every backend, no "pip install" hints
+            arr = np.asarray(iio.imread(p, plugin=_IMAGE_PLUGINS.get(suffix, "pillow")))
             if arr.ndim == 3:
                 if arr.shape[-1] in (2, 4):  # drop alpha
                     arr = arr[..., :-1]
                 arr = arr.astype(np.float64).mean(axis=-1)
-        else:
-            raise ValueError(f"unsupported kernel file type '{suffix}': use .npy or an image (.png, .tif, ...)")
-    except ValueError:
-        raise
-    except Exception as exc:  # unreadable / corrupt file
-        raise ValueError(f"cannot read kernel file {p}: {exc}") from None
+    except Exception as exc:  # unreadable / corrupt / pickled file: one line naming the file
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "pickle" in text.lower() or "object arrays" in text.lower():
+            text = "it holds pickled Python objects, which are never loaded; save a numeric array with numpy.save"
+        elif suffix != ".npy" and ("cannot identify" in text or "can not handle" in text or "backend" in text):
+            text = f"not a readable {suffix.lstrip('.').upper()} image"
+        raise ValueError(f"cannot read kernel file '{p}': {text}") from None
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise ValueError(f"cannot read kernel file '{p}': unsupported dtype {arr.dtype}; save a float array")
     return validate_kernel(np.asarray(arr, dtype=np.float64), name=f"kernel from {p.name}")
 
 

@@ -22,6 +22,7 @@ from pnp.algorithms import (
     PGDState,
     linear_part_of,
 )
+from pnp.acceleration import Anderson, AndersonState
 from pnp.assumptions import VERDICTS, AssumptionReport, Hypothesis, check_assumptions, compose_alpha
 from pnp.diagnostics import DivergenceMonitor, DivergenceReport, MonotonicityReport
 from pnp.result import STATUSES, Result
@@ -46,6 +47,8 @@ __all__ = [
     "DRSState",
     "HQSState",
     "PDHGState",
+    "Anderson",
+    "AndersonState",
     "LinearPart",
     "FiniteDifference",
     "linear_part_of",

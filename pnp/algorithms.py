@@ -99,6 +99,7 @@ class PGD(Algorithm):
 
     name: ClassVar[str] = "PGD"
     needs_grad: ClassVar[bool] = True
+    absorbs_smooth_prior: ClassVar[bool] = True
 
     def _resolve_step(self, step: float | None) -> float:
         if step is None:
@@ -172,6 +173,7 @@ class FISTA(Algorithm):
 
     name: ClassVar[str] = "FISTA"
     needs_grad: ClassVar[bool] = True
+    absorbs_smooth_prior: ClassVar[bool] = True
     supports_relaxation: ClassVar[bool] = False
 
     def __init__(
@@ -613,8 +615,18 @@ class PDHG(Algorithm):
         return step
 
     def _report(self) -> AssumptionReport:
-        return check_assumptions("PDHG", self.fidelity, self.prior, step=self.step, dual_step=self.dual_step,
-                                 op_norm_sq=self.linear.norm_sq, L=self.L, unsafe=self.unsafe_used)
+        report = check_assumptions("PDHG", self.fidelity, self.prior, step=self.step, dual_step=self.dual_step,
+                                   op_norm_sq=self.linear.norm_sq, L=self.L, unsafe=self.unsafe_used)
+        from pnp.assumptions import Hypothesis, withdraw
+        from pnp.inexact import is_inexact
+
+        if self.linear.description.startswith("K = I") and is_inexact(self.prior):
+            # Moreau's identity would call the iterative prox with errors nobody bounds
+            report = withdraw(report, Hypothesis(
+                "inner prox errors summable", False,
+                f"PDHG reaches the {getattr(self.prior, 'name', 'prior')} prox through Moreau's identity (K = I) and "
+                "does not drive its inner errors; use PGD, FISTA, ADMM, DRS or HQS, which do"))
+        return report
 
     def parameters(self) -> dict[str, Any]:
         return {**super().parameters(), "dual_step": self.dual_step, "K_norm_sq": self.linear.norm_sq,

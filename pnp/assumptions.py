@@ -36,14 +36,18 @@ The facts used (see ``shared/MATH.md``):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
+
+from pnp.inexact import citation, default_schedule, is_inexact, reports_accuracy
 
 __all__ = [
     "Hypothesis",
     "AssumptionReport",
     "check_assumptions",
     "compose_alpha",
+    "withdraw",
     "VERDICTS",
 ]
 
@@ -222,6 +226,7 @@ class _PriorInfo:
     exact: bool
     certificate: Any
     detail: str
+    accuracy: bool = False  # an iterative prox that certifies its error (pnp.inexact)
 
 
 def describe_fidelity(fidelity: Any, L: float | None = None) -> _FidelityInfo:
@@ -259,8 +264,9 @@ def describe_prior(prior: Any) -> _PriorInfo:
     if bool(getattr(prior, "convex", False)):
         how = "closed form" if exact else f"computed iteratively (tol={getattr(prior, 'tol', '?')})"
         return _PriorInfo(
-            name, "convex", 0.5, 1.0, exact, cert,
+            name, "convex", 0.5, 1.0, exact or not is_inexact(prior), cert,
             f"prox of a convex function ({how}) is firmly nonexpansive, alpha = 1/2 ({_BC}, Prop. 12.28)",
+            reports_accuracy(prior),
         )
     if cert is None:
         why = cert_error or "the prior/denoiser has no certificate (certificate() missing or None)"
@@ -277,6 +283,47 @@ def describe_prior(prior: Any) -> _PriorInfo:
 # ---------------------------------------------------------------------- helpers
 def _fmt(x: float | None) -> str:
     return "None" if x is None else f"{x:.6g}"
+
+
+def withdraw(report: AssumptionReport, hypothesis: Hypothesis) -> AssumptionReport:
+    """``report`` after ``hypothesis`` was found to fail during the run.
+
+    A "guaranteed" verdict becomes "not guaranteed" with the hypothesis's detail as the reason;
+    any other verdict keeps its reason. The hypothesis replaces the one of the same name (or is
+    appended), so the report lists what failed.
+
+    Examples
+    --------
+    >>> r = AssumptionReport("PGD", "guaranteed", "FB", (Hypothesis("inner prox errors summable", True),))
+    >>> w = withdraw(r, Hypothesis("inner prox errors summable", False, "bound 1e-3 > schedule 1e-4"))
+    >>> w.verdict, w.reason, len(w.hypotheses)
+    ('not guaranteed', 'bound 1e-3 > schedule 1e-4', 1)
+    """
+    hyps = tuple(h for h in report.hypotheses if h.name != hypothesis.name) + (hypothesis,)
+    if report.verdict != "guaranteed":
+        return dataclasses.replace(report, hypotheses=hyps)
+    return dataclasses.replace(report, verdict="not guaranteed", hypotheses=hyps, conclusion="",
+                               reason=hypothesis.detail or hypothesis.name)
+
+
+def _inexact_hypothesis(alg: str, p: _PriorInfo) -> list[Hypothesis]:
+    """The hypothesis "inner prox errors summable" of an iterative prox (none for a closed form)."""
+    if p.exact:
+        return []
+    sched = default_schedule(alg)
+    if p.accuracy:
+        return [Hypothesis(
+            "inner prox errors summable", True,
+            f"the {p.name} prox is iterative; every call is solved to a certified error bound <= "
+            f"{sched.describe()} (summable; {citation(alg)}), checked at every iteration: the verdict is "
+            "withdrawn if an inner solve misses it or stops at its cap", sched.power,
+        )]
+    return [Hypothesis(
+        "inner prox errors summable", False,
+        f"the {p.name} prox is iterative and certifies no error bound (reports_accuracy is False), so the "
+        f"summable-error hypothesis of {citation(alg)} cannot be checked; use a prior with a closed-form or "
+        "certified prox",
+    )]
 
 
 def _verdict(hyps: list[Hypothesis]) -> tuple[str, str]:
@@ -364,6 +411,7 @@ def _report_pgd(f: _FidelityInfo, p: _PriorInfo, step: float, relaxation: float,
         a1 = 1e-300  # identity gradient step: 0-averaged in the limit
     if p.kind == "convex":
         hyps.append(Hypothesis("prior convex with a prox (exact or to tolerance)", True, p.detail))
+        hyps.extend(_inexact_hypothesis(alg, p))
         a2 = 0.5
         theorem = (f"Forward-backward splitting (Combettes & Wajs 2005, Thm 3.4; {_BC}, Cor. 28.9); "
                    f"averagedness by composition ({_CY}) and {_KM}")
@@ -407,6 +455,7 @@ def _report_fista(f: _FidelityInfo, p: _PriorInfo, step: float, a: float, unsafe
         _lipschitz_hypothesis(f),
         _step_hypothesis(alg, f, step, 1.0, strict=False),
         Hypothesis("prior convex with a prox (exact or to tolerance)", True, p.detail),
+        *_inexact_hypothesis(alg, p),
         Hypothesis("momentum parameter a > 2", a > 2, f"a = {_fmt(a)} (a = 2 gives the Beck-Teboulle rate only)", a),
     ]
     verdict, reason = _verdict(hyps)
@@ -429,6 +478,7 @@ def _report_drs(alg: str, f: _FidelityInfo, p: _PriorInfo, step: float, relaxati
     ]
     if p.kind == "convex":
         hyps.append(Hypothesis("prior convex with a prox (exact or to tolerance)", True, p.detail))
+        hyps.extend(_inexact_hypothesis(alg, p))
         theorem = (f"Douglas-Rachford splitting (Lions & Mercier 1979; {_BC}, Thm 26.11)"
                    + ("; ADMM is Douglas-Rachford on the dual (Gabay 1983; Eckstein & Bertsekas 1992)"
                       if alg == "ADMM" else ""))
@@ -470,6 +520,7 @@ def _report_hqs(f: _FidelityInfo, p: _PriorInfo, step: float, relaxation: float,
     ]
     if p.kind == "convex":
         hyps.append(Hypothesis("prior convex with a prox (exact or to tolerance)", True, p.detail))
+        hyps.extend(_inexact_hypothesis(alg, p))
         a2 = 0.5
         theorem = (f"HQS with a fixed step is forward-backward on g + (Moreau envelope of f with parameter step) "
                    f"({_BC}, Ch. 12 and Cor. 28.9), i.e. a composition of two firmly nonexpansive maps ({_CY}) "

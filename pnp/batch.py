@@ -81,6 +81,7 @@ def solve_folder(
     batch_size: int = 8,
     figures: bool = True,
     progress: bool = True,
+    accelerate: str = "none",
 ) -> dict[str, Any]:
     """Reconstruct every image of ``input_dir`` into ``out_dir``.
 
@@ -123,6 +124,8 @@ def solve_folder(
         Write a figure per image.
     progress : bool
         tqdm progress bar over the images.
+    accelerate : {"none", "auto", "anderson"}
+        Stepping policy of the algorithm (:mod:`pnp.acceleration`); ignored by FISTA and PDHG.
 
     Returns
     -------
@@ -140,6 +143,7 @@ def solve_folder(
     from operators.kernels import parse_kernel_spec
     from operators.noise import Gaussian
     from pnp import ALGORITHMS
+    from pnp.acceleration import SUPPORTED_ALGORITHMS
     from pnp.compare import PriorEntry, _jsonable, _scores, build_prior_handle
     from problems import InverseProblem, load_image
 
@@ -183,7 +187,11 @@ def solve_folder(
             prior_obj = handle.make(value)
             L = problem.fidelity.lipschitz_grad()
             step = None if step_factor == 1.0 or not L else step_factor / L
-            alg = ALGORITHMS[algorithm](problem, prior_obj, step=step, relaxation=relaxation)
+            cls = ALGORITHMS[algorithm]
+            # safeguarded Anderson acceleration (pnp.acceleration) where the algorithm has it; the batch
+            # is accelerated as one vector
+            extra = {"accelerate": accelerate} if cls.name in SUPPORTED_ALGORITHMS else {}
+            alg = cls(problem, prior_obj, step=step, relaxation=relaxation, **extra)
             res = alg.run(max_iter=max_iter, tol=tol, progress=False)
             report = res.report
             for i, (path, _) in enumerate(chunk):

@@ -86,7 +86,7 @@ def _number(kind: str, *, minimum: float | None = None, strict: bool = False) ->
     return parse
 
 
-def _integer(kind: str, *, minimum: int) -> Callable[[str], int]:
+def _integer(kind: str, *, minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -94,6 +94,8 @@ def _integer(kind: str, *, minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum} ({kind}), got {text}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum} ({kind}), got {text}")
         return value
 
     return parse
@@ -152,7 +154,7 @@ def build_solve_parser() -> argparse.ArgumentParser:
     g.add_argument("--kernel", metavar="SPEC|PATH", help="blur kernel (default gaussian:1.6)")
     g.add_argument("--noise", type=_number("the Gaussian noise standard deviation on the [0, 1] scale", minimum=0.0),
                    metavar="SIGMA", help="Gaussian noise level (default 0.01)")
-    g.add_argument("--seed", type=_integer("a nonnegative integer seed", minimum=0), metavar="S",
+    g.add_argument("--seed", type=_integer("a nonnegative integer seed", minimum=0, maximum=2**63 - 1), metavar="S",
                    help="seed of the simulated noise (default 0)")
     g = p.add_argument_group("solver")
     g.add_argument("--prior", metavar="tv|wavelet|tikhonov|bm3d|averaged|dncnn|PATH.pt",
@@ -176,6 +178,10 @@ def build_solve_parser() -> argparse.ArgumentParser:
                    help="stop when the relative residual is below X (default 1e-5; 0 disables)")
     g.add_argument("--time-limit", type=_number("a positive number of seconds", minimum=0.0, strict=True),
                    metavar="S", help="wall-clock limit of the iterations")
+    g.add_argument("--accelerate", type=str.lower, choices=["auto", "anderson", "none"],
+                   help="safeguarded type-I Anderson acceleration of the iteration (default auto: on wherever it "
+                   "keeps the convergence theorem -- PGD, HQS, DRS, ADMM with a guarantee; anderson on another "
+                   "algorithm or an unguaranteed run is refused, or run flagged with --unsafe)")
     g.add_argument("--unsafe", action="store_const", const=True,
                    help="run a step/relaxation above its convergence bound instead of refusing (flagged)")
     g.add_argument("--diagnostics", action="store_true",
@@ -190,9 +196,10 @@ def build_solve_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-figure", dest="figure", action="store_const", const=False, help="do not write the figure")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no table")
     g = p.add_argument_group("runtime")
-    g.add_argument("--threads", type=_integer("a positive number of CPU threads", minimum=1), metavar="N",
-                   help="torch CPU threads (default 1, or OMP_NUM_THREADS when set: the per-iteration "
-                   "operations on one image are too small to gain from more, and busy cores make them slower)")
+    g.add_argument("--threads", type=_integer("a positive number of CPU threads", minimum=1, maximum=1024),
+                   metavar="N",
+                   help="torch CPU threads (default: the free cores -- the available cores minus the 1-minute "
+                   "load average, at least 1 -- or OMP_NUM_THREADS when set)")
     return p
 
 
@@ -215,7 +222,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
                           "drop --noise or use noise_model 'gaussian' or 'poisson_gaussian'")
     solver: dict[str, Any] = {}
     for flag in ("prior", "lam", "denoiser_sigma", "algorithm", "step", "relaxation", "max_iter", "tol",
-                 "time_limit", "unsafe"):
+                 "time_limit", "unsafe", "accelerate"):
         value = getattr(args, flag)
         if value is not None:
             solver[flag] = value
@@ -236,21 +243,36 @@ def config_from_args(args: argparse.Namespace) -> Any:
     return base.updated(problem=problem, solver=solver, output=output)
 
 
+def default_threads() -> int:
+    """The machine's free cores: the cores this process may use minus the 1-minute load average, at least 1.
+
+    The learned denoisers' convolutions dominate a solve and use every core of an idle machine,
+    but OpenMP threads on cores that other jobs keep busy wait for them: on the 2-core reference
+    machine with a training job running (load average about 4), the default 256x256 solve took
+    63 s on one thread and 192 s on two; 50 TV-PGD iterations 1.3 s and 22.6 s.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        busy = 0.0
+    return max(1, min(cores, int(cores - busy + 0.5)))
+
+
 @contextlib.contextmanager
 def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Run with ``threads`` torch CPU threads (default 1 unless OMP_NUM_THREADS is set), then restore.
-
-    Measured on the 2-core reference machine while other jobs ran: 50 TV-PGD iterations on the
-    256x256 default job took 1.3 s on one thread and 22.6 s on two (OpenMP threads competing
-    for busy cores); the per-image operations are too small to gain from more threads.
-    """
+    """Run with ``threads`` torch CPU threads (default :func:`default_threads` unless OMP_NUM_THREADS is
+    set), then restore."""
     import torch
 
     if threads is None and os.environ.get("OMP_NUM_THREADS"):
         yield
         return
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads or 1)
+    torch.set_num_threads(threads or default_threads())
     try:
         yield
     finally:
@@ -277,11 +299,20 @@ def _solve(argv: Sequence[str]) -> int:
         _print_err(
             f"FAILED: the iteration {'produced NaN/Inf' if record['status'] == 'nan' else 'diverged'} "
             f"after {record['iterations']} iterations ({reason}); no reconstruction is reported "
-            f"(psnr is null in the record). Guarantee: {record['guarantee']['line']}. "
-            "Fix: lower --step, drop --unsafe, or pick a prior/algorithm with a guarantee."
+            f"(psnr is null in the record). Guarantee: {record['guarantee']['line']}. Fix: {_failure_fix(record)}."
         )
         return _EXIT_FAILED_RUN
     return _EXIT_OK
+
+
+def _failure_fix(record: dict) -> str:
+    """The remedy that matches the hypothesis that failed in a broken-down run."""
+    if (record.get("inexact_prox") or {}).get("violation"):
+        return ("lower --lam (the inner prox could not reach the accuracy its summable schedule asks at this "
+                "weight), or use --algorithm pdhg, which needs no inner solver for TV")
+    if record.get("unsafe"):
+        return "drop --unsafe (the step or relaxation is outside the convergence bound)"
+    return "lower --step, or pick a prior/algorithm with a guarantee"
 
 
 def _solve_folder(args: argparse.Namespace, config: Any) -> int:

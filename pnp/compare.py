@@ -925,6 +925,9 @@ def run_suite(
 
     log = log or (lambda m: print(m, file=sys.stderr))
     out_dir = Path(out if out is not None else config.out)
+    from pnp.solve import check_output_paths
+
+    check_output_paths(out_dir, None)  # a file or a read-only place is refused in one line, before any work
     (out_dir / "cells").mkdir(parents=True, exist_ok=True)
     old_threads = torch.get_num_threads()
     if config.threads is not None:

@@ -8,7 +8,7 @@ What is measured along a run of ``x_{k+1} = T_λ(x_k)``:
 * the final fixed-point residual ``‖x_K − T_λ(x_K)‖`` (one extra application of the iteration);
 * the denoiser's local Lipschitz constant ``‖J_D(z_k)‖`` at the points ``z_k`` where the
   iteration evaluates it (power iteration on ``JᵀJ`` with Jacobian-vector products,
-  :func:`priors.certify._jacobian_power`);
+  :func:`priors.certify.jacobian_power`);
 * a figure.
 
 The envelope
@@ -151,7 +151,7 @@ def _denoiser_input(algorithm: Any, x: Tensor) -> Tensor:
 def local_lipschitz(denoiser: Any, z: Tensor, sigma: float, *, power_iters: int = 10, seed: int = 0) -> float:
     """``‖J_D(z)‖₂`` of ``x ↦ denoiser(x, sigma)`` by power iteration on ``JᵀJ``.
 
-    Uses :func:`priors.certify._jacobian_power` (forward- and reverse-mode products), one image at
+    Uses :func:`priors.certify.jacobian_power` (forward- and reverse-mode products), one image at
     a time; the maximum over the batch is returned.
 
     Examples
@@ -161,7 +161,7 @@ def local_lipschitz(denoiser: Any, z: Tensor, sigma: float, *, power_iters: int 
     >>> local_lipschitz(AveragedResNet(width=4, depth=1), torch.rand(1, 1, 8, 8), 0.1) <= 1.0 + 1e-4
     True
     """
-    from priors.certify import _jacobian_power
+    from priors.certify import jacobian_power
 
     gen = torch.Generator().manual_seed(seed)
     was_training = getattr(denoiser, "training", False)
@@ -170,7 +170,7 @@ def local_lipschitz(denoiser: Any, z: Tensor, sigma: float, *, power_iters: int 
     try:
         best = 0.0
         for i in range(z.shape[0]):
-            best = max(best, _jacobian_power(denoiser, z[i : i + 1].detach(), float(sigma), power_iters, gen))
+            best = max(best, jacobian_power(denoiser, z[i : i + 1].detach(), float(sigma), power_iters, gen))
         return best
     finally:
         if was_training:
@@ -323,6 +323,10 @@ def _iteration_alpha(algorithm: Any) -> tuple[float | None, str]:
     if report is None or report.verdict != "guaranteed" or alpha is None:
         why = getattr(report, "reason", "") or "no averagedness constant"
         return None, f"no envelope: verdict '{getattr(report, 'verdict', 'unknown')}' ({why})"
+    if getattr(algorithm, "acceleration", None) is not None:
+        return None, ("no envelope: the run is accelerated (safeguarded Anderson, pnp.acceleration), so the "
+                      "step lengths are not those of the plain averaged iteration; its guarantee is the "
+                      "report's theorem (summable Anderson steps, plain steps otherwise)")
     if getattr(algorithm, "name", "") not in ("PGD", "HQS"):
         return None, (f"no envelope: {algorithm.name}'s recorded x is not the governing sequence of an averaged "
                       "map (only PGD and HQS iterate x_{k+1} = T(x_k))")

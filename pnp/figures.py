@@ -65,7 +65,8 @@ def solve_figure(
     truth : Tensor or None
         Ground truth; its panel says "unknown" when None.
     history : mapping
-        ``Result.history``: ``"residual"`` (log scale) and optionally ``"psnr"``.
+        ``Result.history``: ``"residual"`` (log scale) and optionally ``"psnr"``; with
+        ``"anderson"`` (an accelerated run) the accepted and the refused Anderson steps are marked.
     path : str or Path
         Output file (parent folders are created).
     title : str, optional
@@ -106,10 +107,20 @@ def solve_figure(
         ax.semilogy(iters, positive, color="tab:blue", lw=1.4, label="relative residual")
     else:
         ax.text(0.5, 0.5, "no residual recorded", ha="center", va="center", transform=ax.transAxes)
+    steps = list(history.get("anderson", []))
+    if steps and len(steps) == len(residual):
+        # safeguarded Anderson acceleration (pnp.acceleration): which steps were taken or refused
+        for code, colour, marker, label in ((1.0, "tab:green", ".", "Anderson step"),
+                                            (-1.0, "tab:red", "x", "refused by the safeguard (plain step)")):
+            ks = [k for k, c in enumerate(steps) if c == code and not np.isnan(positive[k])]
+            if ks:
+                ax.scatter(iters[ks], [positive[k] for k in ks], s=14 if code > 0 else 22, color=colour,
+                           marker=marker, zorder=3, label=f"{label} ({len(ks)})")
     if tol is not None and tol > 0:
         ax.axhline(tol, color="tab:blue", ls="--", lw=0.8, label=f"tol {tol:g}")
     ax.set_xlabel("iteration")
-    ax.set_ylabel("relative residual ‖xₖ₊₁ − xₖ‖ / ‖xₖ‖", color="tab:blue")
+    ax.set_ylabel("relative residual ‖v − T v‖ / ‖v‖" if steps else "relative residual ‖xₖ₊₁ − xₖ‖ / ‖xₖ‖",
+                  color="tab:blue")
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title("convergence", fontsize=10)
     handles, labels = ax.get_legend_handles_labels()

@@ -38,7 +38,11 @@ class Result:
         Per-iteration records, each list of length ``iterations``: ``"residual"`` (relative
         fixed-point residual ``‖x_{k+1} − x_k‖ / ‖x_k‖``), ``"time"`` (seconds since the
         start), ``"objective"`` (when the fidelity and the prior both have values) and
-        ``"psnr"`` (when the truth is known; peak 1.0).
+        ``"psnr"`` (when the truth is known; peak 1.0). An accelerated run (:mod:`pnp.acceleration`)
+        records the fixed-point residual ``‖v − T v‖/‖v‖`` of the iteration's governing variable
+        as ``"residual"`` and adds ``"anderson"`` (1 accepted Anderson step, 0 plain step, −1
+        Anderson step refused by the safeguard) and ``"evaluations"`` (applications of the
+        iteration map so far).
     report : AssumptionReport
         The convergence-assumption report computed before the run.
     unsafe : bool

@@ -22,10 +22,13 @@ from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from operators.fidelity import PenalizedFidelity
+from priors.classical import Box
+
 from pnp.assumptions import AssumptionReport, check_assumptions
 from pnp.diagnostics import DivergenceMonitor, MonotonicityCheck, MonotonicityReport, psnr, relative_residual
 from pnp.result import Result
-from pnp.stopping import IterationInfo, StoppingCriterion, default_criterion
+from pnp.stopping import AllOf, AnyOf, IterationInfo, StoppingCriterion, Tolerance, default_criterion
 
 __all__ = ["Algorithm", "DataFidelityLike", "PriorLike"]
 
@@ -74,6 +77,47 @@ def _check_prior(prior: Any) -> Any:
     return prior
 
 
+def _tolerance_of(criterion: StoppingCriterion) -> float | None:
+    """The residual tolerance a criterion stops at (the largest one in a composition), if any."""
+    if isinstance(criterion, Tolerance):
+        return criterion.tol
+    if isinstance(criterion, (AnyOf, AllOf)):
+        tols = [t for t in (_tolerance_of(c) for c in criterion.criteria) if t is not None]
+        return max(tols) if tols else None
+    return None
+
+
+def predicted_total(residuals: list[float], tol: float | None, max_iter: int | None, *, window: int = 20) -> int | None:
+    """Iterations a run is expected to take: where the residual's recent geometric decay reaches ``tol``.
+
+    The rate is measured on the running minimum of the residual over the last ``window``
+    iterations (Anderson residuals zigzag); without a tolerance or a measurable decay the
+    answer is ``max_iter``. This is what the progress bar's total (hence its ETA) follows,
+    instead of promising the time to ``max_iter`` for a run that stops at ``tol``.
+
+    Examples
+    --------
+    >>> predicted_total([10.0 ** -k for k in range(1, 8)], 1e-10, 1000)
+    10
+    """
+    n = len(residuals)
+    if tol is None or n < 3:
+        return max_iter
+    best: list[float] = []
+    for r in residuals[-(window + 1):]:
+        best.append(min(r, best[-1]) if best else r)
+    span = len(best) - 1
+    if not (best[0] > 0 and best[-1] > 0 and math.isfinite(best[0]) and math.isfinite(best[-1])):
+        return max_iter
+    slope = (math.log(best[-1]) - math.log(best[0])) / span
+    if best[-1] <= tol:
+        return n
+    if slope >= 0:
+        return max_iter
+    total = n + math.ceil(math.log(tol / best[-1]) / slope - 1e-9)
+    return total if max_iter is None else min(total, max_iter)
+
+
 def _check_positive(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a float, got {type(value).__name__}")
@@ -100,6 +144,11 @@ class Algorithm:
     unsafe : bool
         Run settings outside the convergence bounds instead of refusing them; the
         :class:`Result` is then flagged ``unsafe``.
+    accelerate : {None, "none", "anderson", "auto"} or pnp.acceleration.Anderson
+        Stepping policy: safeguarded type-I Anderson acceleration of the iteration map
+        (:mod:`pnp.acceleration`; PGD, HQS, DRS, ADMM). ``"anderson"`` is refused (unless
+        ``unsafe``) where the plain run has no convergence theorem to keep; ``"auto"`` uses it
+        exactly where it keeps one. The assumption report then names the safeguard.
 
     Subclasses implement :meth:`init`, :meth:`update` and :meth:`_report` and set the class
     attributes ``name``, ``needs_grad`` and ``needs_fidelity_prox``.
@@ -109,6 +158,8 @@ class Algorithm:
     needs_grad: ClassVar[bool] = False
     needs_fidelity_prox: ClassVar[bool] = False
     supports_relaxation: ClassVar[bool] = True
+    #: gradient methods take a smooth prior into f (see __init__); proximal splittings use its prox
+    absorbs_smooth_prior: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -118,9 +169,19 @@ class Algorithm:
         step: float | None = None,
         relaxation: float = 1.0,
         unsafe: bool = False,
+        accelerate: Any = None,
     ) -> None:
         self.problem, self.fidelity = _split_problem(problem_or_fidelity)
         self.prior = _check_prior(prior)
+        self.smooth_prior = None
+        if self.absorbs_smooth_prior and getattr(self.prior, "smooth", False) and getattr(self.fidelity, "smooth", False):
+            # A smooth convex prior (value, grad, lipschitz_grad) joins the smooth part: the method
+            # then runs gradient steps on f + g, whose step bound and objective are the true ones,
+            # and the proximal part is zero (no inner prox solves).
+            self.smooth_prior = self.prior
+            self.fidelity = PenalizedFidelity(self.fidelity, self.prior)
+            self.prior = Box(-math.inf, math.inf)
+            self.prior.name = "zero"
         self.unsafe = bool(unsafe)
         self.relaxation = _check_positive("relaxation", relaxation)
         if not self.supports_relaxation and self.relaxation != 1.0:
@@ -135,6 +196,8 @@ class Algorithm:
         self.step: float = self._resolve_step(step)
         self._assumptions: AssumptionReport = self._report()
         self._check_relaxation_bound()
+        self.acceleration: Any = None
+        self._set_acceleration(accelerate)
 
     # ------------------------------------------------------------------ to implement
     def init(self, x0: Tensor) -> Any:
@@ -203,6 +266,32 @@ class Algorithm:
             )
             self._assumptions = self._report()
 
+    def _set_acceleration(self, accelerate: Any) -> None:
+        """Adopt a stepping policy (:mod:`pnp.acceleration`); refuse it where it cannot keep the theorem.
+
+        ``"auto"`` means safeguarded Anderson acceleration when the plain run is guaranteed and the
+        algorithm's map can be accelerated, else none.
+        """
+        from pnp.acceleration import SUPPORTED_ALGORITHMS, Anderson, accelerated_report, refusal, resolve_acceleration
+
+        policy = resolve_acceleration(accelerate)
+        if policy is None:
+            return
+        why = refusal(self.name, self._assumptions)
+        if why is not None and self.name not in SUPPORTED_ALGORITHMS:
+            if policy == "auto":
+                return
+            raise ValueError(why)
+        if policy == "auto":
+            if why is not None:
+                return
+            policy = Anderson()
+        elif why is not None:
+            self._refuse(why)
+        self.acceleration = policy
+        self._assumptions = accelerated_report(self._assumptions, policy, algorithm_name=self.name,
+                                               relaxation=self.relaxation, unsafe=self.unsafe_used)
+
     def _lipschitz_text(self) -> str:
         is_l2 = type(self.fidelity).__name__ == "L2Fidelity"
         return f"L = ‖A‖² = {self.L:g}" if is_l2 else f"L = Lip(∇f) = {self.L:g}"
@@ -228,7 +317,51 @@ class Algorithm:
     def _prox_g(self, v: Tensor, tau: float) -> Tensor:
         # denoisers are nn.Modules: never build an autograd graph through them while iterating
         with torch.no_grad():
+            tracker = self._inexact_tracker()
+            if tracker is not None:  # iterative prox: solved along the summable schedule, recorded
+                return tracker.prox(v, tau)
             return self.prior.prox(v, tau)
+
+    def _inexact_tracker(self) -> Any:
+        """The :class:`pnp.inexact.InexactProxTracker` of an iterative convex prior (None otherwise)."""
+        tracker = self.__dict__.get("_inexact")
+        if tracker is None and "_inexact" not in self.__dict__:
+            from pnp.inexact import InexactProxTracker, default_schedule, is_inexact
+
+            tracker = InexactProxTracker(self.prior, default_schedule(self.name), self.name) \
+                if is_inexact(self.prior) else None
+            self._inexact = tracker
+        return tracker
+
+    def _final_report(self, status: str, iterations: int, history: dict[str, list[float]],
+                      diagnostics: dict[str, Any]) -> AssumptionReport:
+        """The report a finished run carries: the a-priori one, withdrawn when a hypothesis failed.
+
+        An inner prox that missed its schedule names the hypothesis "inner prox errors summable";
+        a run that broke down (status ``diverged`` / ``nan``) never keeps "guaranteed". The inner
+        error bounds go into ``history`` (one per iteration when there is one prox call per
+        iteration) and ``diagnostics["inexact_prox"]``.
+        """
+        from pnp.assumptions import Hypothesis, withdraw
+
+        report = self._assumptions
+        tracker = self._inexact_tracker()
+        if tracker is not None and tracker.calls:
+            diagnostics["inexact_prox"] = tracker.summary()
+            if tracker.calls in (iterations, iterations + 1):  # + 1: the update that broke down
+                history["prox_error_bound"] = tracker.bounds[:iterations]
+                history["prox_target"] = tracker.targets[:iterations]
+                history["prox_iterations"] = [float(n) for n in tracker.inner_iterations[:iterations]]
+            if tracker.violation is not None:
+                report = withdraw(report, Hypothesis("inner prox errors summable", False,
+                                                     tracker.violation["reason"]))
+        if status in ("diverged", "nan") and report.verdict == "guaranteed":
+            why = diagnostics.get("stop_reason") or status
+            report = withdraw(report, Hypothesis(
+                "the iterates stay bounded (a fixed point exists and the arithmetic is exact enough)", False,
+                f"the run ended '{status}' ({why}), which the theorem excludes when its hypotheses hold: no "
+                "minimiser / fixed point exists or a numerical failure broke them"))
+        return report
 
     def _grad_f(self, x: Tensor) -> Tensor:
         return self.fidelity.grad(x)
@@ -322,6 +455,8 @@ class Algorithm:
         if not bool(torch.isfinite(x0).all()):
             raise ValueError("x0 contains NaN or Inf; pass a finite starting image")
         eps = torch.finfo(x0.dtype).eps if x0.is_floating_point() else 2.2e-16
+        if self._inexact_tracker() is not None:
+            self._inexact.reset()  # the schedule restarts at k = 1 with every run
 
         use_problem_psnr = False
         if truth is None and self.problem is not None:
@@ -341,6 +476,9 @@ class Algorithm:
             history["psnr"] = []
 
         expected, why = self._monotone_expected()
+        policy = self.acceleration
+        if policy is not None and expected:
+            expected, why = False, "an accelerated run does not decrease the objective monotonically"
         mono = MonotonicityCheck(rtol=monotone_rtol, reason=why) if (expected and record_objective) else None
         if mono is not None:
             f0 = self.objective(x0)
@@ -348,17 +486,31 @@ class Algorithm:
                 mono.update(0, f0)
 
         state = self.init(x0)
+        start_seconds = 0.0
+        if policy is not None:
+            # the policy's state wraps the algorithm's; its .x is the current estimate
+            start_seconds = time.perf_counter()
+            state = policy.start(self, state)
+            start_seconds = time.perf_counter() - start_seconds
+            history["anderson"] = []
+            history["evaluations"] = []
         status: str | None = None
         diagnostics: dict[str, Any] = {}
         k = 0
         old_norm = float(torch.linalg.vector_norm(x0))
+        bar_tol = _tolerance_of(criterion)
         bar = tqdm(total=criterion.max_iterations, desc=self.name, disable=not progress, leave=False,
                    dynamic_ncols=True)
-        t0 = time.perf_counter()
+        t0 = time.perf_counter() - start_seconds
         try:
             while status is None:
-                new = self.update(state)
-                rel, d, nx = relative_residual(new.x, state.x, old_norm=old_norm)
+                if policy is None:
+                    new = self.update(state)
+                    rel, d, nx = relative_residual(new.x, state.x, old_norm=old_norm)
+                else:
+                    # residual: ‖v − T v‖/‖v‖ of the governing variable at the new iterate
+                    new = policy.step(self, state)
+                    rel, d, nx = new.relative_residual, new.residual_norm, new.x_norm
                 if not (math.isfinite(d) and math.isfinite(nx)):
                     finite_entries = bool(torch.isfinite(new.x).all())
                     status = "diverged" if finite_entries else "nan"
@@ -384,8 +536,11 @@ class Algorithm:
                     p = measure_psnr(state.x)
                     history["psnr"].append(p)
                     record["psnr"] = p
+                if policy is not None:
+                    history["anderson"].append(new.last)
+                    history["evaluations"].append(float(new.evaluations))
                 if callback is not None:
-                    callback(k, state, record)
+                    callback(k, state if policy is None else state.image, record)
                 if monitor is not None:
                     div = monitor.update(k, d, x_norm=nx, eps=eps)
                     if div is not None:
@@ -399,6 +554,10 @@ class Algorithm:
                     if truth is not None:
                         post["psnr"] = f"{record['psnr']:.2f}"
                     bar.set_postfix(post, refresh=False)
+                    # an honest ETA: the total follows the predicted stop at tol, not max_iter
+                    total = predicted_total(history["residual"], bar_tol, criterion.max_iterations)
+                    if total is not None and total != bar.total:
+                        bar.total = max(total, k)
                     bar.update(1)
         finally:
             bar.close()
@@ -409,6 +568,8 @@ class Algorithm:
         )
         diagnostics.setdefault("divergence", None)
         diagnostics["last_finite_iteration"] = k
+        if policy is not None:
+            diagnostics["acceleration"] = policy.summary(state)
         if self._overrides:
             diagnostics["unsafe_overrides"] = list(self._overrides)
         assert status is not None
@@ -419,7 +580,7 @@ class Algorithm:
             iterations=k,
             seconds=seconds,
             history=history,
-            report=self._assumptions,
+            report=self._final_report(status, k, history, diagnostics),
             unsafe=self.unsafe_used,
             algorithm=self.name,
             step=self.step,

@@ -31,6 +31,7 @@ import math
 import re
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, TextIO
@@ -66,7 +67,7 @@ PRIOR_NAMES: tuple[str, ...] = ("tv", "wavelet", "tikhonov", "bm3d")
 
 #: Short names of the shipped learned denoisers -> model name in ``priors/weights/<name>.pt``
 #: (loaded by ``priors.load_pretrained``); any name of ``priors.pretrained_names()`` is accepted too.
-SHIPPED_PRIORS: dict[str, str] = {"averaged": "averaged_gray", "dncnn": "dncnn_gray"}
+SHIPPED_PRIORS: dict[str, str] = {"averaged": "averaged_gray", "dncnn": "dncnn_gray", "ridge": "ridge_gray"}
 
 #: Denoiser level used by default with a shipped denoiser in PnP, as a multiple of the noise level
 #: (capped at the top of the trained range; below its floor the denoiser runs relaxed, see
@@ -78,6 +79,12 @@ SHIPPED_PRIORS: dict[str, str] = {"averaged": "averaged_gray", "dncnn": "dncnn_g
 #: over-smooths: 22.0 dB against 24.4). Not an early-stopping effect: with that level PnP-PGD
 #: reaches 24.38 dB at iteration 100 and 24.33 at 300 (residual 3.5e-5, still falling).
 PNP_SIGMA_SCALE: dict[str, float] = {"averaged_gray": 0.16}
+
+#: Default weights of the shipped convex ridge regularizers in ``1/2 ||Ax - y||^2 + lam R_mu(x)``:
+#: ``log lam = a + b log(noise / reference)`` and the same for ``mu``, fitted by
+#: ``python scripts/tune_ridge.py --model priors/weights/ridge_gray.pt --task deblur`` on the held-out
+#: image (gaussian:1.6 blur, noise 0.01 / 0.03 / 0.05, FISTA).
+RIDGE_WEIGHTS: dict[str, dict] = {}
 
 #: File suffixes read as learned-denoiser checkpoints by ``priors.load_checkpoint``.
 CHECKPOINT_SUFFIXES: tuple[str, ...] = (".pt", ".pth", ".ckpt")
@@ -92,6 +99,7 @@ LAM_NOISE_EXPONENT = 1.5
 _REFERENCE_NOISE = 0.01
 
 _ALGORITHM_NAMES: tuple[str, ...] = ("pgd", "fista", "admm", "drs", "hqs", "pdhg")
+_ACCELERATIONS: tuple[str, ...] = ("auto", "anderson", "none")  # pnp.acceleration.ACCELERATIONS
 
 
 # ============================================================================ specs
@@ -130,6 +138,12 @@ class SolverSpec:
         Wall-clock limit of the iteration loop in seconds.
     unsafe : bool
         Run settings outside the convergence bounds instead of refusing them (flagged).
+    accelerate : {"auto", "anderson", "none"}
+        Stepping policy (:mod:`pnp.acceleration`). ``"auto"``: safeguarded type-I Anderson
+        acceleration wherever it keeps the plain run's convergence theorem (PGD, HQS, DRS, ADMM
+        with a "guaranteed" verdict), plain iterations elsewhere. ``"anderson"``: required; refused
+        where the safeguard cannot keep a theorem (FISTA, PDHG always; a run without a guarantee
+        unless ``unsafe``, which then runs it flagged). ``"none"``: plain iterations.
 
     Examples
     --------
@@ -147,6 +161,7 @@ class SolverSpec:
     tol: float = 1e-5
     time_limit: float | None = None
     unsafe: bool = False
+    accelerate: str = "auto"
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -180,6 +195,11 @@ class SolverSpec:
         set_("time_limit", _field_float(self.time_limit, "time_limit", "solver", positive=True, optional=True))
         if not isinstance(self.unsafe, bool):
             raise ValueError(f"solver field 'unsafe' must be true or false, got {self.unsafe!r}")
+        accelerate = _field_str(self.accelerate, "accelerate", "solver").strip().lower()
+        if accelerate not in _ACCELERATIONS:
+            raise ValueError(f"solver field 'accelerate' must be one of {', '.join(_ACCELERATIONS)}, "
+                             f"got {self.accelerate!r}")
+        set_("accelerate", accelerate)
 
     @property
     def is_denoiser(self) -> bool:
@@ -347,6 +367,164 @@ def default_lam(prior: str, noise_sigma: float) -> float:
     return DEFAULT_LAM[prior] * scale
 
 
+#: A given step times L = Lip(∇f) must lie in this range: below it an iteration barely moves and
+#: the run stops at once as "converged"; above it the prox steps of the splittings overflow.
+STEP_RANGE: tuple[float, float] = (1e-6, 1e6)
+
+
+def check_step_range(step: float | None, L: float | None) -> None:
+    """Refuse a given ``step`` whose product with ``L`` lies outside :data:`STEP_RANGE`.
+
+    Examples
+    --------
+    >>> check_step_range(1e-300, 1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: solver field 'step' (--step) = 1e-300 is below 1e-06/L = 1e-06 (L = 1): each iteration would barely move the iterate and the run would stop at once as 'converged'; use a step of at least 1e-06 or omit --step for the algorithm's default
+    """
+    if step is None or L is None or not (math.isfinite(L) and L > 0):
+        return
+    lo, hi = STEP_RANGE
+    if step * L < lo:
+        raise ValueError(f"solver field 'step' (--step) = {step:g} is below {lo:g}/L = {lo / L:g} (L = {L:g}): each "
+                         "iteration would barely move the iterate and the run would stop at once as 'converged'; use a "
+                         f"step of at least {lo / L:g} or omit --step for the algorithm's default")
+    if step * L > hi:
+        raise ValueError(f"solver field 'step' (--step) = {step:g} is above {hi:g}/L = {hi / L:g} (L = {L:g}): the "
+                         f"prox steps overflow the arithmetic; use a step of at most {hi / L:g} or omit --step for the "
+                         "algorithm's default")
+
+
+#: Smallest Krasnosel'skii-Mann relaxation accepted: below it an iteration barely moves.
+MIN_RELAXATION = 1e-6
+
+
+def check_solver_ranges(spec: SolverSpec) -> None:
+    """Refuse settings that would end a run at once with a meaningless "converged" (tiny relaxation, tol >= 1).
+
+    Examples
+    --------
+    >>> check_solver_ranges(SolverSpec(prior="tv", tol=2.0))
+    Traceback (most recent call last):
+    ...
+    ValueError: solver field 'tol' (--tol) = 2 is >= 1: a relative residual below 1 holds at the first iteration, so the run would stop at once as 'converged'; use a tol below 1 (default 1e-05)
+    """
+    if spec.relaxation < MIN_RELAXATION:
+        raise ValueError(f"solver field 'relaxation' (--relaxation) = {spec.relaxation:g} is below {MIN_RELAXATION:g}: "
+                         "each iteration would barely move the iterate and the run would stop at once as 'converged'; "
+                         "use a relaxation in (0, 1/alpha), default 1")
+    if spec.tol >= 1.0:
+        raise ValueError(f"solver field 'tol' (--tol) = {spec.tol:g} is >= 1: a relative residual below 1 holds at the "
+                         "first iteration, so the run would stop at once as 'converged'; use a tol below 1 "
+                         f"(default {SolverSpec().tol:g})")
+
+
+def _writable_folder(path: Path, what: str) -> None:
+    """Refuse ``path`` as an output folder when it is a file or nothing can be created there.
+
+    The nearest existing ancestor is probed with a temporary file (permission bits alone do not
+    tell: root ignores them, read-only mounts do not show in them); nothing is created at ``path``.
+    """
+    import tempfile
+
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} '{path}' exists and is not a folder; give a folder path or remove the file")
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"{what} '{path}' cannot be created: '{probe}' is a file, not a folder; give another path")
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".stablepnp_probe_"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{what} '{path}' is not writable (no file can be created in '{probe}': "
+                         f"{exc.strerror or type(exc).__name__}); choose a writable folder") from None
+
+
+def check_output_paths(dir: str | Path | None, json_path: str | Path | None) -> None:
+    """Refuse unwritable output paths before any work (``--out`` a file or read-only, ``--json`` a folder ...).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> f = os.path.join(tempfile.mkdtemp(), "a_file"); open(f, "w").close()
+    >>> check_output_paths(f, None)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: output field 'dir' (--out) '...a_file' exists and is not a folder; give a folder path or remove the file
+    """
+    if dir is not None:
+        _writable_folder(Path(dir).expanduser(), "output field 'dir' (--out)")
+    if json_path is not None:
+        jp = Path(json_path).expanduser()
+        what = "output field 'json' (--json)"
+        if jp.is_dir():
+            raise ValueError(f"{what} '{jp}' is a folder; give a file path such as '{jp / 'run.json'}'")
+        if jp.exists():
+            try:
+                with open(jp, "a", encoding="utf-8"):
+                    pass
+            except OSError as exc:
+                raise ValueError(f"{what} '{jp}' is not writable ({exc.strerror or type(exc).__name__}); "
+                                 "choose another file") from None
+        else:
+            _writable_folder(jp.parent, what)
+
+
+#: Noise levels above this overflow the simulated observation in float32 arithmetic.
+MAX_NOISE = 1e30
+
+#: Image-sized float32 arrays a solve holds at once (truth, observation, iterates, gradients, FFT
+#: buffers in complex64, the TV dual and its work arrays, the figure): a generous count.
+SOLVE_ARRAYS = 48
+
+
+def check_solve_memory(size: int, channels: int) -> None:
+    """Refuse ``--size`` when a solve at that size would not fit in memory (estimated, nothing allocated).
+
+    Examples
+    --------
+    >>> check_solve_memory(100000, 1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: problem field 'size' (--size) 100000 (100000 x 100000, 1 channel) needs about ... GiB of memory, above the limit of ... GiB (80 % of the available memory); choose a smaller --size
+    """
+    from problems.images import check_memory
+
+    check_memory(float(size) * size * channels * 4 * SOLVE_ARRAYS,
+                 f"problem field 'size' (--size) {size} ({size} x {size}, {channels} channel{'s' if channels > 1 else ''})",
+                 "choose a smaller --size")
+
+
+def _noise_warnings(spec: ProblemSpec, prior: Any, prior_info: Mapping[str, Any], step: float) -> list[str]:
+    """Warnings about a noise level far from the image range or the denoiser's trained range, and clamped levels."""
+    from priors import trained_sigma_range
+
+    out: list[str] = []
+    noise = _noise_level(spec)
+    if noise > 1.0:
+        out.append(f"noise level {noise:g} exceeds the [0, 1] range of the image: the observation is mostly noise")
+    denoiser = getattr(prior, "denoiser", None)
+    rng = trained_sigma_range(denoiser) if denoiser is not None else None
+    if rng is None:
+        return out
+    lo, hi = rng
+    if noise > 2.0 * hi:
+        out.append(f"noise level {noise:g} is {noise / hi:.3g} x the top of the denoiser's trained range "
+                   f"[{lo:.4g}, {hi:.4g}]: the prior was not trained for this")
+    source = str(prior_info.get("lam_source") or "")
+    fn = getattr(prior, "sigma_eff", None)
+    level = float(fn(step)) if callable(fn) else None
+    if "capped at the top" in source or (level is not None and level > hi * 1.001):
+        shown = f"{level:.4g}" if level is not None else "the requested level"
+        out.append(f"denoiser level {shown} clamped to the top of its trained range {hi:.4g} "
+                   "(the certificate holds there; the denoising is weaker than asked)")
+    return out
+
+
 def _noise_level(spec: ProblemSpec) -> float:
     """Gaussian-equivalent noise std of the problem (Poisson: sqrt(gain * mean intensity ≈ 0.5))."""
     if spec.noise_model == "gaussian":
@@ -407,6 +585,14 @@ def shipped_model(name: str) -> tuple[str, Path]:
     return model, weights_dir / f"{model}.pt"
 
 
+def _check_checkpoint_path(path: Path) -> None:
+    """A checkpoint path must name an existing file (a folder is named as one)."""
+    if path.is_dir():
+        raise ValueError(f"checkpoint path '{path}' is a folder; pass the .pt file inside it to --prior")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file '{path}' does not exist; pass an existing .pt file to --prior")
+
+
 def _is_shipped_name(name: str) -> bool:
     """True for a short shipped name, a configured shipped model name, or an installed pretrained name."""
     if name.lower() in SHIPPED_PRIORS or name in SHIPPED_PRIORS.values():
@@ -446,6 +632,39 @@ def _checkpoint_sigma(model: Any, noise: float) -> tuple[float | None, str]:
         if noise < lo:
             return noise, f"below the trained range [{lo:.4g}, {hi:.4g}]: D({lo:.4g}) relaxed with strength {noise / lo:.3g}"
     return (noise if noise > 0 else None), "noise level"
+
+
+def ridge_weights(model: Any, noise: float, name: str = "") -> tuple[float, float, str]:
+    """Default ``(lam, mu)`` of a convex ridge regularizer for ``1/2 ||Ax - y||^2 + lam R_mu(x)``.
+
+    A shipped model uses the log-linear rule of :data:`RIDGE_WEIGHTS`, fitted by
+    ``scripts/tune_ridge.py --task deblur`` on the held-out image; another checkpoint starts from
+    its own one-step values (``lam = 2c/L`` at the training level, scaled like the MAP weight
+    ``noise^2``; ``mu`` inversely proportional to the noise).
+    """
+    level = max(float(noise), 1e-3)
+    rule = RIDGE_WEIGHTS.get(name)
+    if rule is not None:
+        ref = rule["reference"]
+        t = math.log(level / ref)
+        return (math.exp(rule["lam"][0] + rule["lam"][1] * t), math.exp(rule["mu"][0] + rule["mu"][1] * t),
+                f"rule fitted on the held-out image for noise {noise:g} (scripts/tune_ridge.py)")
+    sref = float(model.config.sigma_ref)
+    c = float(model.step_fraction(torch.tensor(sref)))
+    lam = 2 * c / model.grad_lipschitz() * (level / sref) ** 2
+    mu = float(model.mu().detach()) * sref / level
+    return lam, mu, f"model's one-step values scaled to noise {noise:g} (untuned)"
+
+
+def _ridge_prior(model: Any, lam: float | None, noise: float, info: dict) -> tuple[Any, dict]:
+    """A convex ridge regularizer as the smooth variational prior ``lam R_mu`` (see priors.ridge)."""
+    from priors.ridge import RidgePrior
+
+    dlam, mu, source = ridge_weights(model, noise, info.get("model", ""))
+    if lam is not None:
+        source = "given (mu: " + source + ")"
+    info.update(lam=dlam if lam is None else lam, mu=mu, lam_source=source, kind="convex ridge regularizer")
+    return RidgePrior(model, weight=info["lam"], mu=mu), info
 
 
 def build_prior(spec: SolverSpec, problem_spec: ProblemSpec, *, channels: int | None = None) -> tuple[Any, dict]:
@@ -500,8 +719,7 @@ def build_prior(spec: SolverSpec, problem_spec: ProblemSpec, *, channels: int | 
         info["model"] = model_name
     else:
         path = Path(spec.prior).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint file '{path}' does not exist; pass an existing .pt file to --prior")
+        _check_checkpoint_path(path)
         denoiser = _load_checkpoint(path, channels)
         info["checkpoint"] = str(path)
         info["name"] = f"checkpoint:{path.name}"
@@ -509,10 +727,17 @@ def build_prior(spec: SolverSpec, problem_spec: ProblemSpec, *, channels: int | 
         if isinstance(denoiser, torch.nn.Module):
             denoiser.eval()
         expected = getattr(getattr(denoiser, "config", None), "in_channels", None)
+        if callable(getattr(denoiser, "cost", None)) and spec.denoiser_sigma is None and expected in (1, channels):
+            return _ridge_prior(denoiser, spec.lam, noise, info)  # (a grey ridge prior sums over channels)
         if channels is not None and isinstance(expected, int) and expected != channels:
-            fix = "--gray" if expected == 1 else "--color"
-            raise ValueError(f"checkpoint '{path.name}' expects {expected}-channel images but the problem has "
-                             f"{channels}; use {fix}")
+            if expected != 1:
+                raise ValueError(f"checkpoint '{path.name}' expects {expected}-channel images but the problem has "
+                                 f"{channels}; use --gray")
+            from priors.channelwise import ChannelwiseDenoiser
+
+            # a certified grey denoiser on each channel keeps its certificate (priors/channelwise.py)
+            denoiser = ChannelwiseDenoiser(denoiser, channels=channels)
+            info["channelwise"] = True
         scale = PNP_SIGMA_SCALE.get(info.get("model", ""), 1.0)
         sigma_default, source = _checkpoint_sigma(denoiser, noise * scale)
         if scale != 1.0:
@@ -542,9 +767,16 @@ def build_algorithm(spec: SolverSpec, problem: Any, prior: Any) -> Any:
     """Instantiate the algorithm of ``spec`` (refuses out-of-bound steps unless ``spec.unsafe``)."""
     from pnp import ALGORITHMS
 
+    from pnp.acceleration import SUPPORTED_ALGORITHMS, refusal
+
     cls = ALGORITHMS[spec.algorithm]
+    extra: dict[str, Any] = {}
+    if cls.name in SUPPORTED_ALGORITHMS:
+        extra["accelerate"] = spec.accelerate
+    elif spec.accelerate == "anderson":  # FISTA, PDHG: no accelerated form, --unsafe or not
+        raise ValueError(refusal(cls.name, None))
     try:
-        return cls(problem, prior, step=spec.step, relaxation=spec.relaxation, unsafe=spec.unsafe)
+        return cls(problem, prior, step=spec.step, relaxation=spec.relaxation, unsafe=spec.unsafe, **extra)
     except ValueError as exc:
         # The algorithms speak Python ("unsafe=True"); the config and the CLI spell it differently.
         msg = str(exc).replace("pass unsafe=True to run anyway", "pass --unsafe (or unsafe: true) to run anyway")
@@ -615,6 +847,10 @@ def _guarantee_details(report: Any) -> list[str]:
     if relaxation is not None and abs(float(relaxation) - 1.0) > 1e-12:
         parts.append(f"relaxation {_num(float(relaxation))}"
                      + (f" in (0, {_num(float(rng[1]))})" if rng is not None else ""))
+    acceleration = params.get("acceleration")
+    if acceleration:  # pnp.acceleration: the safeguard keeps the theorem above
+        memory = (params.get("acceleration_parameters") or {}).get("memory")
+        parts.append("safeguarded Anderson acceleration" + (f" (m = {memory})" if memory else ""))
     return parts
 
 
@@ -697,7 +933,7 @@ def format_table(record: Mapping[str, Any]) -> str:
         + (f"   ({record['status'].upper()}: no reconstruction)" if record.get("failed") else ""),
         "",
         f"iterations   {record['iterations']} ({record['status']}, final residual "
-        f"{_fmt(record['final_residual'], '.2e')}, tol {record['tol']:g})",
+        f"{_fmt(record['final_residual'], '.2e')}, tol {record['tol']:g})" + _acceleration_text(record),
         f"time         {record['seconds']:.2f} s (iterations), {record['seconds_total']:.2f} s (total)",
         f"guarantee    {record['guarantee']['line']}",
     ]
@@ -706,6 +942,15 @@ def format_table(record: Mapping[str, Any]) -> str:
         lines.append("monotone     objective decreased at every iteration" if mono.get("holds") else
                      f"monotone     WARNING: objective increased at {mono.get('violations')} iteration(s) although "
                      "theory says it decreases (inexact prox or round-off)")
+    inexact = record.get("inexact_prox") or {}
+    if inexact.get("calls"):
+        ratio, missed = inexact.get("max_ratio"), inexact.get("violation")
+        lines.append(f"inner prox   {inexact['calls']} solves, {inexact.get('inner_iterations_total', 0)} inner "
+                     f"iterations, certified error <= {inexact.get('schedule')}"
+                     + (f" (worst bound/schedule {ratio:.2g})" if _finite(ratio) else "")
+                     + (f"; MISSED at iteration {missed.get('call')}" if missed else ""))
+    for text in record.get("warnings") or []:
+        lines.append(f"warning      {text}")
     diag = record.get("diagnostics")
     if diag:
         lines.append(f"diagnostics  {diagnostics_line(diag)}")
@@ -716,6 +961,15 @@ def format_table(record: Mapping[str, Any]) -> str:
     if record.get("json"):
         lines.append(f"record       {record['json']}")
     return "\n".join(lines)
+
+
+def _acceleration_text(record: Mapping[str, Any]) -> str:
+    """``"; Anderson: 30 accepted, 2 refused, 35 map evaluations"`` (empty for a plain run)."""
+    acc = record.get("acceleration")
+    if not acc:
+        return ""
+    return (f"; Anderson: {acc.get('accepted', 0)} accepted, {acc.get('rejected', 0)} refused by the safeguard, "
+            f"{acc.get('evaluations', 0)} map evaluations")
 
 
 def diagnostics_line(diag: Mapping[str, Any]) -> str:
@@ -827,7 +1081,8 @@ def solve(
     stream : TextIO, optional
         Where the table goes (default ``sys.stdout``).
     diagnostics : bool
-        Run through :func:`pnp.convergence.run_with_diagnostics`: the record gets a
+        Run through :func:`pnp.convergence.run_with_diagnostics` (``accelerate: auto`` then runs the
+        plain iteration, whose envelope the diagnostics check): the record gets a
         ``diagnostics`` entry (:func:`diagnostics_record`: final fixed-point residual, envelope
         check, the denoiser's local Lipschitz estimates along the iterates) and, with figures
         on, ``<stem>_diagnostics.png`` is written next to the main figure.
@@ -857,14 +1112,37 @@ def solve(
     stream = sys.stdout if stream is None else stream
     t_start = time.perf_counter()
     spec, sspec, ospec = config.problem, config.solver, config.output
+    if diagnostics and sspec.accelerate == "auto":
+        # the diagnostics check the envelope of the plain averaged iteration: "auto" runs it plain
+        # ("anderson" asked explicitly still accelerates; its envelope is then reported n/a)
+        sspec = dataclasses.replace(sspec, accelerate="none")
+
+    check_output_paths(ospec.dir, ospec.json)  # before any work
+    check_solver_ranges(sspec)
+    for name, value in (("sigma", spec.sigma), ("gain", spec.gain if spec.noise_model != "gaussian" else 0.0)):
+        if value > MAX_NOISE:
+            raise ValueError(f"problem field '{name}' (--noise) = {value:g} is above {MAX_NOISE:g}: the simulated "
+                             "observation overflows float32; use a noise level of at most 1 (the image range)")
+    if spec.size is not None:  # estimated before anything is allocated
+        check_solve_memory(spec.size, 1 if spec.gray else 3)
 
     torch.manual_seed(spec.seed)
     problem = spec.build()
     prior, prior_info = build_prior(sspec, spec, channels=int(problem.truth.shape[1]))
+    if sspec.step is not None:
+        lip = getattr(problem.fidelity, "lipschitz_grad", None)
+        check_step_range(sspec.step, lip() if callable(lip) else None)
     algorithm = build_algorithm(sspec, problem, prior)
     report = algorithm.check_assumptions()
     if prior_info["lam"] is None and hasattr(prior, "implied_lam"):
         prior_info["lam"] = float(prior.implied_lam(algorithm.step))
+    level = prior.sigma_eff(algorithm.step) if callable(getattr(prior, "sigma_eff", None)) else None
+    if level is not None and not level <= torch.finfo(torch.float32).max:
+        raise ValueError(f"the denoiser level {level:g} (from solver field 'lam' (--lam) or 'denoiser_sigma' "
+                         "(--denoiser-sigma)) overflows float32; use a level of at most 1 (the image range)")
+    run_warnings = _noise_warnings(spec, prior, prior_info, algorithm.step)
+    for text in run_warnings:
+        warnings.warn(text, RuntimeWarning, stacklevel=2)
 
     run_options = dict(max_iter=sspec.max_iter, tol=sspec.tol if sspec.tol > 0 else None,
                        time_limit=sspec.time_limit, progress=not quiet)
@@ -874,8 +1152,12 @@ def solve(
 
         result, diag = run_with_diagnostics(algorithm, lipschitz_points=int(lipschitz_points), **run_options)
     else:
-        result = algorithm.run(**run_options)
+        # no autograd bookkeeping in the loop (the diagnostics above need autograd for their probes)
+        with torch.inference_mode():
+            result = algorithm.run(**run_options)
     x = result.x
+    if result.report is not None:  # the run's own verdict: withdrawn when a hypothesis failed while iterating
+        report = result.report
     finite = bool(torch.isfinite(x).all())
     status = result.status if finite else "nan"
     # A broken-down run has no reconstruction: its last finite iterate is kept for diagnosis only.
@@ -969,12 +1251,18 @@ def solve(
             "report": None if report is None else report.to_dict(),
         },
         "stop_reason": result.diagnostics.get("stop_reason"),
+        "accelerate": sspec.accelerate,
+        "acceleration": result.diagnostics.get("acceleration"),
         "monotone": _monotone_summary(result.diagnostics.get("monotone")),
         "diagnostics": diag_info,
         "shape": list(problem.truth.shape),
         "problem": spec.to_dict(),
         "solver": sspec.to_dict(),
-        "history": {k: list(v) for k, v in result.history.items() if k in ("residual", "psnr", "objective")},
+        "history": {k: list(v) for k, v in result.history.items()
+                    if k in ("residual", "psnr", "objective", "anderson", "evaluations", "prox_error_bound",
+                             "prox_target", "prox_iterations")},
+        "inexact_prox": result.diagnostics.get("inexact_prox"),
+        "warnings": run_warnings,
         "figure": None if figure_path is None else str(figure_path),
         "reconstruction": None if recon_path is None else str(recon_path),
         "json": None if json_path is None else str(json_path),
@@ -998,8 +1286,7 @@ def _batch_prior(spec: SolverSpec) -> str:
         return spec.prior if spec.prior in SHIPPED_PRIORS else str(path)
     if spec.is_checkpoint:
         path = Path(spec.prior).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint file '{path}' does not exist; pass an existing .pt file to --prior")
+        _check_checkpoint_path(path)
         return str(path)
     return spec.prior
 
@@ -1091,18 +1378,30 @@ def solve_batch(
         raise ValueError("--unsafe is not available with --input-dir; drop it (or run one image with --image --unsafe)")
     if sspec.time_limit is not None:
         raise ValueError("--time-limit is not available with --input-dir; drop it and bound the run with --max-iter")
+    if sspec.accelerate == "anderson":
+        from pnp import ALGORITHMS
+        from pnp.acceleration import SUPPORTED_ALGORITHMS, refusal
+
+        if ALGORITHMS[sspec.algorithm].name not in SUPPORTED_ALGORITHMS:
+            raise ValueError(refusal(ALGORITHMS[sspec.algorithm].name, None))
     if sspec.is_denoiser and sspec.lam is not None:
         raise ValueError(f"--lam is not available for the denoiser prior {sspec.prior!r} with --input-dir; "
                          "set the denoiser level with --denoiser-sigma instead")
     src = Path(input_dir).expanduser()
     if not src.is_dir():
         raise FileNotFoundError(f"--input-dir '{src}' is not a folder; pass a folder of images")
+    check_output_paths(ospec.dir, ospec.json)  # before any work
+    check_solver_ranges(sspec)
+    if size is not None:
+        check_solve_memory(size, 1 if spec.gray else 3)
     files = sorted(q for q in src.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"--input-dir '{src}' holds no image ({', '.join(IMAGE_SUFFIXES)}); pass a folder of images")
     prior = _batch_prior(sspec)
     step_factor = _batch_step_factor(sspec.step, files, kernel=spec.kernel, boundary=spec.boundary, size=size,
                                      gray=spec.gray)
+    if sspec.step is not None:
+        check_step_range(sspec.step, step_factor / sspec.step)  # step_factor = step * ‖A‖²
     try:
         summary = solve_folder(
             src, Path(ospec.dir).expanduser(), prior=prior, algorithm=sspec.algorithm, kernel=spec.kernel,
@@ -1110,7 +1409,7 @@ def solve_batch(
             step_factor=step_factor, relaxation=sspec.relaxation, size=size, gray=spec.gray,
             boundary=spec.boundary, seed=spec.seed, max_iter=sspec.max_iter,
             tol=sspec.tol if sspec.tol > 0 else None, batch_size=batch_size, figures=ospec.figure,
-            progress=not quiet,
+            progress=not quiet, accelerate=sspec.accelerate,
         )
     except ValueError as exc:
         msg = str(exc).replace("pass unsafe=True to run anyway",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import asdict
 from typing import Any
 
 
@@ -36,8 +38,6 @@ class ModelConfigMixin:
     """
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         d = asdict(self)
         d["sigma_range"] = list(d["sigma_range"])
         return d
@@ -68,8 +68,6 @@ class ModelConfigMixin:
 
 def warn_outside_range(model: Any, s: Any, consequence: str = "results may be poor", stacklevel: int = 4) -> None:
     """Warn once per model when noise levels ``s`` (tensor) leave its trained ``sigma_range``."""
-    import warnings
-
     lo, hi = model.config.sigma_range
     if getattr(model, "_warned_range", False) or not (float(s.min()) < lo * 0.999 or float(s.max()) > hi * 1.001):
         return

@@ -41,6 +41,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._config import ModelConfigMixin, warn_outside_range
+from .base import cached_certificate
+from .certify import certify
+from .integrators import INTEGRATORS, composed_alpha  # re-exported: they were defined here
 
 __all__ = [
     "INTEGRATORS",
@@ -51,40 +54,12 @@ __all__ = [
     "untie_substeps",
 ]
 
-#: Butcher tableaux of explicit integrators (a, b) and their circle-contractivity radius r.
-#: Euler: r = 1 (x - h grad f(x) is nonexpansive for h L <= 2, Baillon-Haddad).  Heun: r = 1 exactly,
-#: since its step is (x + E(E(x))) / 2 with E an Euler step.  RK4: r = 1 is the value Sherry et al.
-#: use for gradient flows; the general theory (Kraaijevanger 1991) gives classical RK4 r = 0, so the
-#: RK4 certificate rests on the authors' claim and says so in its method string.
-INTEGRATORS: dict[str, dict[str, Any]] = {
-    "euler": {"a": [], "b": [1.0], "radius": 1.0},
-    "heun": {"a": [[1.0]], "b": [0.5, 0.5], "radius": 1.0},
-    "rk4": {"a": [[0.5], [0.0, 0.5], [0.0, 0.0, 1.0]], "b": [1 / 6, 1 / 3, 1 / 3, 1 / 6], "radius": 1.0},
-}
-
 #: Admissible activations and their Lipschitz constant: monotone, slope in [0, 1] (so each is the
 #: derivative of a convex potential psi).  The ReLU family makes psi grow quadratically, so the flow
 #: shrinks *large* responses W x (edges) hardest; the saturating ones (tanh: psi = log cosh, hardtanh:
 #: psi = Huber) grow linearly, the TV-like behaviour that preserves edges and flattens small
 #: (noise) responses.
 _ACTIVATIONS = {"relu": 1.0, "leaky_relu": 1.0, "tanh": 1.0, "hardtanh": 1.0}
-
-
-def composed_alpha(alphas: list[float]) -> float:
-    """Averagedness constant of a composition (Combettes & Yamada 2015, Prop. 2.5).
-
-    ``T1`` a1-averaged and ``T2`` a2-averaged give ``T1 o T2`` averaged with
-    ``(a1 + a2 - 2 a1 a2) / (1 - a1 a2)``; a constant of 1 (merely nonexpansive) absorbs.
-
-    >>> round(composed_alpha([0.5, 0.5]), 6)
-    0.666667
-    """
-    out = 0.0
-    for a in alphas:
-        if a >= 1.0 or out >= 1.0:
-            return 1.0
-        out = (out + a - 2 * out * a) / (1 - out * a) if out > 0 else a
-    return out
 
 
 @dataclass(frozen=True)
@@ -371,9 +346,6 @@ class AveragedResNet(deepinv.models.Denoiser):
         The rigorous part (see :func:`priors.certify.certify`) is cached until the weights change,
         so solvers can ask for it freely; ``adversarial=True`` adds the (slower) empirical search.
         """
-        from .base import cached_certificate
-        from .certify import certify
-
         if adversarial or kwargs:
             return certify(self, adversarial=adversarial, **kwargs)
         return cached_certificate(self, lambda: certify(self, adversarial=False))

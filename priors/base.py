@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor
 
-__all__ = ["Certificate", "Prior", "firmly_nonexpansive_certificate"]
+__all__ = ["Certificate", "Prior", "ProxAccuracy", "check_image", "check_tau", "firmly_nonexpansive_certificate"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,58 @@ def firmly_nonexpansive_certificate(method: str, **details: Any) -> Certificate:
     return Certificate(lipschitz=1.0, alpha=0.5, method=method, details=dict(details))
 
 
+@dataclass(frozen=True)
+class ProxAccuracy:
+    """How accurately one call of a prox solved ``argmin_x ½‖x − v‖² + t g(x)``.
+
+    Forward–backward and Douglas–Rachford keep their convergence theorems with an inexact prox
+    when the errors ``‖x_k − prox(v_k)‖`` are summable over the iterations (Combettes & Wajs
+    2005, Thm 3.4; Eckstein & Bertsekas 1992, Thm 8). An iterative prox reports a *certified*
+    bound on that error so that the outer algorithm can check the schedule it asked for.
+
+    Parameters
+    ----------
+    error_bound : float
+        Certified upper bound of ``‖x − prox(v)‖`` (l2 over the whole batch); 0 for a closed
+        form, ``inf`` when the prior cannot bound its error.
+    iterations : int
+        Inner iterations spent.
+    capped : bool
+        The inner solver stopped at its iteration cap before its stopping test held.
+    target : float or None
+        The bound the caller asked for (None: the prior's own tolerance).
+    gap : float or None
+        Duality gap behind the bound, when there is one (``½‖x − prox(v)‖² ≤ gap`` for a
+        1-strongly convex subproblem).
+    method : str
+        One line: how the bound was obtained.
+
+    Examples
+    --------
+    >>> a = ProxAccuracy(error_bound=1e-6, iterations=20, target=1e-5)
+    >>> a.met
+    True
+    """
+
+    error_bound: float
+    iterations: int = 0
+    capped: bool = False
+    target: float | None = None
+    gap: float | None = None
+    method: str = ""
+
+    @property
+    def met(self) -> bool:
+        """The solve stopped by its own test and its bound is within ``target`` (when one was asked)."""
+        if self.capped or not self.error_bound <= math.inf:  # NaN bound: nothing is certified
+            return False
+        return self.target is None or self.error_bound <= self.target
+
+    def to_dict(self) -> dict:
+        """Plain dictionary (JSON-friendly once non-finite floats are replaced)."""
+        return asdict(self)
+
+
 class Prior:
     """A regularisation functional ``weight * g``.
 
@@ -126,6 +178,8 @@ class Prior:
     convex: bool = True
     has_value: bool = True
     exact_prox: bool = True
+    #: an inexact prox that certifies its error and honours a requested bound (:meth:`prox_accuracy`)
+    reports_accuracy: bool = False
 
     def __init__(self, *, weight: float = 1.0) -> None:
         self.weight = _check_weight(weight)
@@ -151,7 +205,7 @@ class Prior:
         """
         if not self.has_value:
             raise NotImplementedError(f"{type(self).__name__} has no value (has_value=False); use prox only")
-        _check_image(x, "x")
+        check_image(x, "x")
         g = self._value(x)
         if self.weight == 1.0:
             return g
@@ -168,9 +222,46 @@ class Prior:
         tau : float
             Nonnegative step.
         """
-        _check_image(v, "v")
-        tau = _check_tau(tau)
+        check_image(v, "v")
+        tau = check_tau(tau)
         return self._prox(v, tau * self.weight)
+
+    def prox_accuracy(self, v: Tensor, tau: float, *, target: float | None = None) -> tuple[Tensor, ProxAccuracy]:
+        """The prox and a certified bound on its error, solving to ``target`` when one is given.
+
+        ``prox(v, tau)`` is the same map with the prior's own tolerance. A closed-form prox
+        reports the bound 0; an iterative prior that cannot bound its error reports ``inf``
+        (``reports_accuracy`` False), so a schedule asked of it is never taken as met.
+
+        Parameters
+        ----------
+        v : Tensor
+            Point of shape (B, C, H, W).
+        tau : float
+            Nonnegative step.
+        target : float, optional
+            Requested bound on ``‖x − prox(v)‖`` (absolute, l2 over the batch).
+
+        Returns
+        -------
+        x : Tensor
+            The (approximate) prox.
+        accuracy : ProxAccuracy
+            Certified error bound, inner iterations, whether the solver hit its cap.
+
+        Examples
+        --------
+        >>> from priors.classical import NonNegative
+        >>> x, acc = NonNegative().prox_accuracy(torch.randn(1, 1, 4, 4), 1.0, target=1e-9)
+        >>> acc.error_bound, acc.met
+        (0.0, True)
+        """
+        check_image(v, "v")
+        tau = check_tau(tau)
+        if target is not None and not (isinstance(target, (int, float)) and not isinstance(target, bool)
+                                       and target >= 0):
+            raise ValueError(f"target must be a float >= 0 or None, got {target!r}")
+        return self._prox_accuracy(v, tau * self.weight, None if target is None else float(target))
 
     def certificate(self) -> Certificate | None:
         """Certificate of the prox map ``v -> prox(v, tau)`` (any ``tau``).
@@ -200,6 +291,19 @@ class Prior:
     def _prox(self, v: Tensor, t: float) -> Tensor:
         raise NotImplementedError
 
+    def _prox_accuracy(self, v: Tensor, t: float, target: float | None) -> tuple[Tensor, ProxAccuracy]:
+        # iterative priors that certify their error override this; the rest are exact, report a
+        # certified bound of their last solve in `last_prox_error` (without honouring a target), or nothing
+        x = self._prox(v, t)
+        if self.exact_prox:
+            return x, ProxAccuracy(0.0, target=target, gap=0.0, method="closed form")
+        err = getattr(self, "last_prox_error", None)
+        if isinstance(err, (int, float)) and not isinstance(err, bool) and err >= 0:
+            return x, ProxAccuracy(float(err), iterations=int(getattr(self, "last_prox_iterations", 0) or 0),
+                                   target=target, method=f"{type(self).__name__}.last_prox_error (certified)")
+        return x, ProxAccuracy(math.inf, target=target,
+                               method=f"{type(self).__name__} reports no certified error bound")
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(weight={self.weight:g})"
 
@@ -214,7 +318,8 @@ def _check_weight(weight: float) -> float:
     return w
 
 
-def _check_tau(tau: float) -> float:
+def check_tau(tau: float) -> float:
+    """``tau`` as a finite float >= 0 (a one-element tensor is accepted), else a one-line error."""
     if isinstance(tau, Tensor):
         if tau.numel() != 1:
             raise ValueError("tau must be a scalar; pass a float step")
@@ -227,11 +332,17 @@ def _check_tau(tau: float) -> float:
     return t
 
 
-def _check_image(x: Tensor, name: str) -> None:
+def check_image(x: Tensor, name: str) -> None:
+    """Refuse anything but a (B, C, H, W) tensor, naming the argument ``name`` in the error."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
     if x.ndim != 4:
         raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}")
+
+
+# the former private names, still imported by priors/tv.py
+_check_tau = check_tau
+_check_image = check_image
 
 
 def cached_certificate(module: torch.nn.Module, compute: Callable[[], Certificate]) -> Certificate:
@@ -246,3 +357,13 @@ def cached_certificate(module: torch.nn.Module, compute: Callable[[], Certificat
         cached = (key, compute())
         object.__setattr__(module, "_certificate_cache", cached)
     return cached[1]
+
+
+def seed_certificate_cache(module: torch.nn.Module, certificate: Certificate) -> None:
+    """Make :func:`cached_certificate` return ``certificate`` for ``module`` until its weights change.
+
+    Used when the certificate of exactly these weights was computed before (the on-disk cache of
+    :mod:`priors.certificate_cache`, keyed by the hash of the model file).
+    """
+    key = tuple((t._version, t.data_ptr()) for t in [*module.parameters(), *module.buffers()])
+    object.__setattr__(module, "_certificate_cache", (key, certificate))

@@ -22,34 +22,20 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .averaged import INTEGRATORS, AveragedResNet, composed_alpha
+from problems.images import load_image, training_pool_names
+
 from .base import Certificate
+from .integrators import composed_alpha, substep_bound
 from .spectral import conv_norm_bound
 
-__all__ = ["certify", "rigorous_bounds", "empirical_lipschitz"]
+if TYPE_CHECKING:  # annotations only: averaged.py imports this module to certify itself
+    from .averaged import AveragedResNet
 
-
-def _rk_step_lipschitz(integrator: str, hl: float) -> float:
-    tab = INTEGRATORS[integrator]
-    lips: list[float] = []
-    for i in range(len(tab["b"])):
-        row = tab["a"][i - 1] if i > 0 else []
-        lips.append(1.0 + hl * sum(abs(a) * lips[j] for j, a in enumerate(row)))
-    return 1.0 + hl * sum(abs(b) * lip for b, lip in zip(tab["b"], lips))
-
-
-def _substep(integrator: str, hl: float, radius: float) -> tuple[float, float | None]:
-    """(Lipschitz bound, averagedness constant or None) of one sub-step with h*l = hl."""
-    if integrator == "euler":
-        lip = max(1.0, hl - 1.0)
-        return lip, (hl / 2 if hl < 2 else (1.0 if hl <= 2 else None))
-    if hl <= 2 * radius:
-        return 1.0, 1.0
-    return _rk_step_lipschitz(integrator, hl), None
+__all__ = ["certify", "rigorous_bounds", "empirical_lipschitz", "jacobian_power"]
 
 
 @torch.no_grad()
@@ -63,7 +49,7 @@ def rigorous_bounds(model: AveragedResNet, *, rel_tol: float = 1e-2) -> dict[str
         curv = block.lip_activation * nb.upper**2
         h, n = block.schedule(norm=float(block.norm_estimate))  # the step used at inference, in any mode
         h = float(h)
-        lip_step, a_step = _substep(cfg.integrator, h * curv, block.radius)
+        lip_step, a_step = substep_bound(cfg.integrator, h * curv, block.radius)
         lip_n *= lip_step**n
         if a_step is None:
             averaged = False
@@ -101,7 +87,7 @@ def rigorous_bounds(model: AveragedResNet, *, rel_tol: float = 1e-2) -> dict[str
     }
 
 
-def _jacobian_power(model, x: torch.Tensor, sigma: float, iters: int, gen: torch.Generator) -> float:
+def jacobian_power(model, x: torch.Tensor, sigma: float, iters: int, gen: torch.Generator) -> float:
     """Power iteration on ``J^T J`` at x, on one recorded graph: ``J^T w`` is a backward pass and
     ``J v`` the derivative of the (linear) map ``u -> J^T u`` in u, a double backward (no forward
     pass per iteration; about 2.5x cheaper than forward-mode ``jvp`` + ``vjp`` here)."""
@@ -124,8 +110,6 @@ def _jacobian_power(model, x: torch.Tensor, sigma: float, iters: int, gen: torch
 def _search_points(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
     """Start points of the adversarial search: noisy crops of training-pool photographs (data
     points, 25/255 noise) alternating with uniform random images (off the data)."""
-    from problems.images import load_image, training_pool_names
-
     b, c, h, w = shape
     names = training_pool_names()
     out = torch.rand(shape, generator=gen)
@@ -178,7 +162,7 @@ def empirical_lipschitz(
         for sigma in sigmas:
             for i in range(x0.shape[0]):
                 xi = x0[i : i + 1]
-                best_jac = max(best_jac, _jacobian_power(model, xi, sigma, power_iters, gen))
+                best_jac = max(best_jac, jacobian_power(model, xi, sigma, power_iters, gen))
             # gradient ascent on the ratio over (x, delta)
             x = x0.clone().requires_grad_(True)
             d = (1e-2 * torch.randn(x0.shape, generator=gen, dtype=dtype)).to(device).requires_grad_(True)

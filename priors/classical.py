@@ -16,7 +16,7 @@ import pywt
 import torch
 from torch import Tensor
 
-from .base import Prior, _check_image
+from .base import Prior, check_image
 from .tv import TV
 
 __all__ = ["TV", "Wavelet", "Tikhonov", "Box", "NonNegative"]
@@ -102,7 +102,7 @@ class Wavelet(Prior):
         detail_mask : Tensor
             Boolean (H, W) mask of the detail coefficients (False on the approximation).
         """
-        _check_image(x, "x")
+        check_image(x, "x")
         self._check_shape(x)
         _, mask = self._layout(*x.shape[-2:])
         arr = x.detach().cpu().numpy()
@@ -117,7 +117,7 @@ class Wavelet(Prior):
 
     def inverse(self, coeffs: Tensor) -> Tensor:
         """Synthesis ``Wᵀ c`` (the inverse, ``W`` being orthonormal) of packed coefficients."""
-        _check_image(coeffs, "coeffs")
+        check_image(coeffs, "coeffs")
         self._check_shape(coeffs)
         slices, _ = self._layout(*coeffs.shape[-2:])
         # the cached slices index the last two axes; prepend the leading (B, C) axes
@@ -197,7 +197,7 @@ class Tikhonov(Prior):
 
     def grad(self, x: Tensor) -> Tensor:
         """Gradient of ``weight * g`` at ``x`` (the prior is smooth)."""
-        _check_image(x, "x")
+        check_image(x, "x")
         if not self.gradient:
             return self.weight * x
         gh, gv = self._periodic_grad(x)
@@ -208,8 +208,10 @@ class Tikhonov(Prior):
         if not self.gradient:
             return v / (1.0 + t)
         h, w = v.shape[-2:]
-        sym = self._laplacian_symbol(h, w, v.dtype, v.device)
-        return torch.fft.ifft2(torch.fft.fft2(v) / (1.0 + t * sym)).real.to(v.dtype)
+        # the filter in float64: in float32 a huge t overflows t * sym to inf and inf * 0 (zero frequency) is NaN
+        sym = self._laplacian_symbol(h, w, torch.float64, v.device)
+        gain = (1.0 / (1.0 + t * sym)).to(v.dtype)
+        return torch.fft.ifft2(torch.fft.fft2(v) * gain).real.to(v.dtype)
 
     def __repr__(self) -> str:
         return f"Tikhonov(gradient={self.gradient}, weight={self.weight:g})"
@@ -259,7 +261,7 @@ class Box(Prior):
 
     def project(self, v: Tensor) -> Tensor:
         """Projection onto the box (the prox for any step)."""
-        _check_image(v, "v")
+        check_image(v, "v")
         return self._prox(v, 1.0)
 
     def __repr__(self) -> str:

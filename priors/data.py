@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from problems.images import TEST_SPLIT, load_image, training_pool_names
+
 __all__ = ["dead_leaves", "PatchSampler", "VALIDATION_IMAGE", "training_photo_names", "training_photos", "folder_files", "folder_images"]
 
 #: bundled photo held out of training, used for validation PSNR and for parameter tuning.
@@ -92,15 +94,11 @@ def dead_leaves(
 
 def training_photo_names() -> list[str]:
     """Names of the bundled photos used for training (pool minus test split and validation image)."""
-    from problems.images import TEST_SPLIT, training_pool_names
-
     return [n for n in training_pool_names() if n not in TEST_SPLIT and n != VALIDATION_IMAGE]
 
 
 def training_photos(gray: bool = True) -> list[torch.Tensor]:
     """Bundled training-pool photos (never the test split, never :data:`VALIDATION_IMAGE`)."""
-    from problems.images import load_image
-
     return [load_image(n, gray=gray)[0] for n in training_photo_names()]
 
 
@@ -117,8 +115,6 @@ def folder_files(folder: str | Path) -> list[Path]:
 
 def folder_images(folder: str | Path, gray: bool = True) -> list[torch.Tensor]:
     """Every readable image in ``folder`` (recursively), as (C, H, W) tensors in [0, 1]."""
-    from problems.images import load_image
-
     return [load_image(p, gray=gray)[0] for p in folder_files(folder)]
 
 

@@ -22,7 +22,7 @@ import torch
 from deepinv.models import Denoiser
 from torch import Tensor
 
-from .base import Certificate, _check_image, firmly_nonexpansive_certificate
+from .base import Certificate, check_image, firmly_nonexpansive_certificate
 from .classical import Wavelet
 from .tv import tv_prox
 
@@ -90,7 +90,7 @@ class TVDenoiser(Denoiser):
         self.max_iter = int(max_iter)
 
     def forward(self, x: Tensor, sigma: float | Tensor, **kwargs) -> Tensor:
-        _check_image(x, "x")
+        check_image(x, "x")
         sig = _sigma_list(sigma, x.shape[0])
         if len(set(sig)) == 1:
             out, _, _ = tv_prox(x, self.strength * sig[0], isotropic=self.isotropic, tol=self.tol, max_iter=self.max_iter)
@@ -139,7 +139,7 @@ class WaveletDenoiser(Denoiser):
         self.prior = Wavelet(wavelet=wavelet, levels=levels)
 
     def forward(self, x: Tensor, sigma: float | Tensor, **kwargs) -> Tensor:
-        _check_image(x, "x")
+        check_image(x, "x")
         sig = _sigma_list(sigma, x.shape[0])
         if len(set(sig)) == 1:
             return self.prior.prox(x, self.strength * sig[0])
@@ -188,7 +188,7 @@ class BM3DDenoiser(Denoiser):
     def forward(self, x: Tensor, sigma: float | Tensor, **kwargs) -> Tensor:
         import bm3d
 
-        _check_image(x, "x")
+        check_image(x, "x")
         if x.shape[1] not in (1, 3):
             raise ValueError(f"BM3D needs 1 (grey) or 3 (RGB) channels, got C={x.shape[1]}")
         sig = _sigma_list(sigma, x.shape[0])

@@ -19,7 +19,7 @@ from typing import Any
 
 from torch import Tensor
 
-from .base import Certificate, Prior, _check_image, _check_tau
+from .base import Certificate, Prior, check_image, check_tau
 
 __all__ = ["DenoiserPrior", "denoiser_at_level", "relaxed_level", "trained_sigma_range"]
 
@@ -94,7 +94,7 @@ class DenoiserPrior(Prior):
 
     def sigma_eff(self, tau: float) -> float:
         """Noise level handed to the denoiser for step ``tau``."""
-        tau = _check_tau(tau)
+        tau = check_tau(tau)
         if self.lam is not None:
             return math.sqrt(tau * self.weight * self.lam)
         return math.sqrt(self.weight) * self.sigma
@@ -108,11 +108,11 @@ class DenoiserPrior(Prior):
         tau = _positive("tau", tau)
         if self.lam is not None:
             return self.strength * self.weight * self.lam
-        return self.strength * self.weight * self.sigma**2 / tau
+        return self.strength * self.weight * (self.sigma * self.sigma) / tau  # inf, not OverflowError, for huge sigma
 
     def prox(self, v: Tensor, tau: float) -> Tensor:
         """Denoise ``v`` at ``σ_eff(tau)``: the PnP replacement of ``prox_{tau·λ·g}``."""
-        _check_image(v, "v")
+        check_image(v, "v")
         d = self.denoiser(v, self.sigma_eff(tau))
         if self.strength == 1.0:
             return d

@@ -10,13 +10,17 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .averaged import AveragedResNet
-from .training import MODEL_FORMAT, _certificate_dict, build_model
+from .base import seed_certificate_cache
+from .certificate_cache import certificate_for_file, certificate_object
+from .certify import empirical_lipschitz
+from .registry import ARCHITECTURES, architecture_of, build_model, certificate_dict, read_model_file
+from .spectral import NORM_DTYPE
 
 __all__ = ["load_checkpoint", "load_pretrained", "pretrained_names", "certify_main", "certificate_rtol", "WEIGHTS_DIR"]
 
@@ -27,20 +31,6 @@ WEIGHTS_DIR = Path(__file__).with_name("weights")
 def pretrained_names() -> list[str]:
     """Names accepted by :func:`load_pretrained`."""
     return sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt"))
-
-
-def _read(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"model file '{path}' does not exist")
-    try:
-        rec = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(
-            f"model file '{path}' could not be loaded ({type(exc).__name__}); it is truncated or not a stable-pnp model"
-        ) from None
-    if not isinstance(rec, dict) or rec.get("format") not in (MODEL_FORMAT, "stable-pnp-train/1"):
-        raise ValueError(f"'{path}' is not a stable-pnp model file (no '{MODEL_FORMAT}' header)")
-    return rec
 
 
 #: A recomputed bound is a product of factors f(||W_k||), one per rounded norm bound (counted with
@@ -72,8 +62,6 @@ def _norm_factors(cert: dict) -> int:
 def certificate_rtol(cert: dict) -> float:
     """Relative tolerance between a stored certificate and ``cert``, recomputed from the same
     weights on possibly another machine (see ``_ULPS`` for the derivation)."""
-    from .spectral import NORM_DTYPE
-
     return 2 * _ULPS * _SENSITIVITY * _norm_factors(cert) * torch.finfo(NORM_DTYPE).eps
 
 
@@ -114,7 +102,7 @@ def load_checkpoint(
         The denoiser in eval mode, with ``stored_certificate`` (dict) and ``training_info`` attributes.
     """
     p = Path(path)
-    rec = _read(p)
+    rec = read_model_file(p)
     try:
         model = build_model(rec["arch"], rec["model_config"])
         model.load_state_dict(rec["state_dict"])
@@ -129,7 +117,12 @@ def load_checkpoint(
     model.eval()
     stored = rec.get("certificate")
     if verify:
-        fresh = _certificate_dict(model)
+        # the recomputed certificate depends only on the file's bytes and the certifying code:
+        # cached on disk under both hashes (priors.certificate_cache), so a second load skips it
+        fresh, from_cache = certificate_for_file(p, lambda: certificate_dict(model))
+        cert = certificate_object(fresh) if from_cache else None
+        if cert is not None:
+            seed_certificate_cache(model, cert)  # model.certificate() returns it without recomputing
         if not _holds(stored, fresh):
             claim = (stored.get("lipschitz"), stored.get("alpha")) if isinstance(stored, dict) else (None, None)
             raise ValueError(
@@ -169,17 +162,13 @@ def certify_main(argv: list[str] | None = None) -> int:
     try:
         p = Path(args.path)
         model = load_checkpoint(p) if p.suffix == ".pt" or p.exists() else load_pretrained(args.path)
-        if isinstance(model, AveragedResNet):
+        if ARCHITECTURES[architecture_of(model)].adversarial_certificate:
             cert = model.certificate(adversarial=not args.no_adversarial)
         else:
-            from .certify import empirical_lipschitz
-
             cert = model.certificate()
             if not args.no_adversarial:
                 emp = empirical_lipschitz(model, sigmas=tuple(model.config.sigma_range),
                                           shape=(2, model.config.in_channels, 32, 32))
-                from dataclasses import replace
-
                 cert = replace(cert, empirical=emp["max"])
         seconds = time.perf_counter() - t0
     except (ValueError, FileNotFoundError) as exc:

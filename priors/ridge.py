@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import deepinv
@@ -45,6 +45,7 @@ from torch import Tensor, nn
 
 from ._config import ModelConfigMixin, warn_outside_range
 from .base import Certificate, Prior, cached_certificate
+from .certify import empirical_lipschitz
 from .spectral import conv_norm_bound
 
 __all__ = ["RidgeConfig", "LinearSpline", "RidgeRegularizer", "RidgePrior"]
@@ -302,10 +303,6 @@ class RidgeRegularizer(deepinv.models.Denoiser):
         cert = cached_certificate(self, self._certificate)
         if not adversarial:
             return cert
-        from dataclasses import replace
-
-        from .certify import empirical_lipschitz
-
         lo, hi = self.config.sigma_range
         emp = empirical_lipschitz(self, sigmas=(lo, hi), shape=(2, self.config.in_channels, 32, 32), **kwargs)
         return replace(cert, empirical=emp["max"], details={**cert.details, "empirical": emp})
@@ -383,21 +380,31 @@ class RidgePrior(Prior):
                  tol: float = 1e-4, max_iter: int = 500) -> None:
         super().__init__(weight=weight)
         self.model = model.eval()
-        self.mu = float(model.mu()) if mu is None else float(mu)
+        self.mu = float(model.mu().detach()) if mu is None else float(mu)
         if not (math.isfinite(self.mu) and self.mu > 0):
             raise ValueError(f"mu must be a finite number > 0, got {mu!r}")
         self.tol, self.max_iter = float(tol), int(max_iter)
         self.last_prox_error: float | None = None
         self.last_prox_iterations: int = 0
 
+    def _fold(self, x: Tensor) -> Tensor:
+        """Channels beyond the model's own are folded into the batch: ``R(x) = sum_c R(x_c)``
+        for a grey model on colour images (same gradient Lipschitz bound, channels decouple)."""
+        k = self.model.config.in_channels
+        if x.shape[1] == k:
+            return x
+        if k != 1:
+            raise ValueError(f"the ridge model has {k} channels, the image {x.shape[1]}; use a matching model")
+        return x.reshape(-1, 1, *x.shape[-2:])
+
     def _value(self, x: Tensor) -> Tensor:
         with torch.no_grad():
-            return self.model.cost(x, self.mu)
+            return self.model.cost(self._fold(x), self.mu).reshape(x.shape[0], -1).sum(1)
 
     def grad(self, x: Tensor) -> Tensor:
         """``weight * grad R_mu(x)``."""
         with torch.no_grad():
-            return self.weight * self.model.grad(x, self.mu)
+            return self.weight * self.model.grad(self._fold(x), self.mu).reshape(x.shape)
 
     def lipschitz_grad(self) -> float:
         """Rigorous Lipschitz constant of :meth:`grad` (``weight * L``)."""
@@ -417,14 +424,15 @@ class RidgePrior(Prior):
         target = self.tol * float(v.norm()) + 1e-12
         err = math.inf
         k = 0
+        grad = lambda u: self.model.grad(self._fold(u), self.mu).reshape(u.shape)  # noqa: E731
         with torch.no_grad():
             for k in range(1, self.max_iter + 1):
-                g = (z - v) + t * self.model.grad(z, self.mu)
+                g = (z - v) + t * grad(z)
                 x_new = z - g / L
                 z = x_new + beta * (x_new - x)
                 x = x_new
                 if k % 5 == 0 or k == self.max_iter:
-                    gx = (x - v) + t * self.model.grad(x, self.mu)
+                    gx = (x - v) + t * grad(x)
                     err = float(gx.norm())  # 1-strong convexity: ||x - x*|| <= ||grad F(x)||
                     if err <= target:
                         break

@@ -11,6 +11,7 @@ scheduler, RNG and sampler states, config, certificate, data description) is wri
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -22,20 +23,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 import yaml
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from problems.images import load_image
+from problems.metrics import psnr
+from problems.spec import load_yaml_mapping
 
 from ._config import parse_number
-from .averaged import AveragedResNet, AveragedResNetConfig
-from .baselines import DnCNN, DnCNNConfig
-from .ridge import RidgeConfig, RidgeRegularizer
+from .averaged import AveragedResNet, untie_substeps
 from .data import VALIDATION_IMAGE, PatchSampler, folder_images, training_photo_names, training_photos
+from .pretrained import load_checkpoint
+# the architectures and the file format live in .registry (loading a model never imports the trainer);
+# build_model, save_model_file and MODEL_FORMAT are re-exported from here as before
+from .registry import (ARCHITECTURES, CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_save, build_model, certificate_dict,
+                       save_model_file)
 
 __all__ = ["TrainConfig", "build_model", "train", "main", "save_model_file", "MODEL_FORMAT"]
-
-MODEL_FORMAT = "stable-pnp-denoiser/1"
-ARCHS = ("averaged", "dncnn", "ridge")
-_MODEL_CONFIGS = {"averaged": AveragedResNetConfig, "dncnn": DnCNNConfig, "ridge": RidgeConfig}
 
 
 def _strict(section: str, d: Any, valid: set[str]) -> dict:
@@ -114,13 +121,13 @@ class TrainConfig:
     def from_dict(cls, raw: Any) -> "TrainConfig":
         top = _strict("top level", raw, {f.name for f in fields(cls)})
         arch = top.get("arch", "averaged")
-        if arch not in ARCHS:
-            raise ValueError(f"arch {arch!r} unknown in training config; valid: {', '.join(ARCHS)}")
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"arch {arch!r} unknown in training config; valid: {', '.join(ARCHITECTURES)}")
         model_raw = top.get("model") or {}
         if not isinstance(model_raw, dict):
             raise ValueError(f"model must be a mapping of architecture settings (e.g. width: 32), got {model_raw!r}")
         model = dict(model_raw)
-        model_cfg_cls = _MODEL_CONFIGS[arch]
+        model_cfg_cls = ARCHITECTURES[arch].config
         parsed = model_cfg_cls.from_dict(model)  # validates keys and values now, not at step 0
         for key in ("seed", "threads"):
             v = top.get(key, 0)
@@ -213,9 +220,11 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
-        from problems.spec import load_yaml_mapping
-
-        return cls.from_dict(load_yaml_mapping(path))
+        raw = load_yaml_mapping(path)
+        if not raw:  # an empty file would silently start the default 10,000-step run
+            raise ValueError(f"training config '{path}' is empty; write the run's settings in it (copy "
+                             "priors/configs/averaged_gray.yaml and edit it)")
+        return cls.from_dict(raw)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -226,59 +235,13 @@ class TrainConfig:
         return d
 
 
-def build_model(arch: str, model_config: dict) -> torch.nn.Module:
-    """Instantiate a denoiser from its architecture name and config dict."""
-    if arch == "averaged":
-        return AveragedResNet(AveragedResNetConfig.from_dict(model_config))
-    if arch == "dncnn":
-        return DnCNN(DnCNNConfig.from_dict(model_config))
-    if arch == "ridge":
-        return RidgeRegularizer(RidgeConfig.from_dict(model_config))
-    raise ValueError(f"arch {arch!r} unknown; valid: {', '.join(ARCHS)}")
-
-
-def _model_config_dict(model: torch.nn.Module) -> dict:
-    return model.config.to_dict()
-
-
 def _digest(model: torch.nn.Module) -> str:
     """SHA-256 of every parameter and buffer (weights, norm estimates, power vectors)."""
-    import hashlib
-
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def _certificate_dict(model: torch.nn.Module) -> dict:
-    with torch.no_grad():
-        cert = model.certificate()
-    d = cert.to_dict()
-    return json.loads(json.dumps(d, default=float))  # plain types only (weights_only loading)
-
-
-def save_model_file(model: torch.nn.Module, path: str | Path, *, arch: str, training: dict | None = None) -> dict:
-    """Write a self-describing model file: weights, config, certificate, training summary."""
-    core = model.module if hasattr(model, "module") else model
-    record = {
-        "format": MODEL_FORMAT,
-        "arch": arch,
-        "model_config": _model_config_dict(core),
-        "state_dict": {k: v.detach().cpu() for k, v in core.state_dict().items()},
-        "certificate": _certificate_dict(core),
-        "training": training or {},
-    }
-    _atomic_save(record, Path(path))
-    return record
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class _Stop:
@@ -315,8 +278,6 @@ def _lr_lambda(cfg: OptimConfig):
 
 @torch.no_grad()
 def _validate(model, val_img: torch.Tensor, sigmas, seed: int) -> dict[str, float]:
-    from problems.metrics import psnr
-
     was = model.training
     model.eval()
     out = {}
@@ -340,8 +301,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
         raise ValueError("device: cuda requested but no GPU is available; use device: auto or cpu")
     distributed = world > 1
     if distributed:
-        import torch.distributed as dist
-
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
@@ -410,11 +369,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
             warm_start(model, cfg.init_from)
     net = model
     if distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    from problems.images import load_image
-
     val_img = load_image(VALIDATION_IMAGE, size=cfg.validation.size, gray=gray).to(device)
     description = {"sampler": sampler.describe(), "validation_image": VALIDATION_IMAGE,
                    "photo_names": training_photo_names() if cfg.data.photos else [],
@@ -432,9 +387,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
         if rank != 0:
             return
         state = {
-            "format": "stable-pnp-train/1",
+            "format": CHECKPOINT_FORMAT,
             "arch": cfg.arch,
-            "model_config": _model_config_dict(model),
+            "model_config": model.config.to_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(),
@@ -443,12 +398,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
             "step": step,
             "log": log,
             "config": json.loads(json.dumps(cfg.to_dict())),
-            "certificate": _certificate_dict(model),
+            "certificate": certificate_dict(model),
             "data": description,
         }
-        _atomic_save(state, ckpt_path)
-
-    from tqdm.auto import tqdm
+        atomic_save(state, ckpt_path)
 
     bar = tqdm(total=cfg.optim.steps, initial=step, disable=not progress or rank != 0, desc=f"train {cfg.arch}")
     target = cfg.optim.steps if max_steps is None else min(cfg.optim.steps, step + max_steps)
@@ -524,9 +477,6 @@ def warm_start(model: torch.nn.Module, path: str | Path) -> None:
     ``max_substeps: 1`` by untying its sub-steps (:func:`priors.averaged.untie_substeps`), which
     keeps the map unchanged at step 0.
     """
-    from .averaged import AveragedResNet, untie_substeps
-    from .pretrained import load_checkpoint
-
     src = load_checkpoint(path)
     if (isinstance(src, AveragedResNet) and isinstance(model, AveragedResNet)
             and model.config.max_substeps == 1 and model.config.depth != src.config.depth):
@@ -543,7 +493,7 @@ def load_training_checkpoint(path: str | Path) -> dict:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated / not a torch file
         raise ValueError(f"checkpoint '{path}' could not be loaded ({type(exc).__name__}); it may be truncated or not a stable-pnp file") from None
-    if not isinstance(state, dict) or state.get("format") != "stable-pnp-train/1":
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"'{path}' is not a stable-pnp training checkpoint")
     return state
 

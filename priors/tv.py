@@ -34,10 +34,11 @@ import math
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from .base import Prior, _check_image, _check_tau
+from .base import Prior, ProxAccuracy, _check_image, _check_tau
 
 __all__ = ["TV", "TVProxInfo", "tv_prox", "tv_value", "grad2d", "grad2d_adjoint"]
 
@@ -86,13 +87,30 @@ class TVProxInfo:
     error_bound : float
         Largest certified relative error bound ``sqrt(2 gap) / ‖v‖`` (usually loose).
     converged : bool
-        The relative-change test reached ``tol`` before ``max_iter``.
+        The stopping test held before ``max_iter``: the relative change reached ``tol`` and,
+        when ``error_tol`` was given, the certified bound reached it.
+    error_abs : float
+        Certified bound on ``‖x − x*‖`` over the whole batch: ``sqrt(2 Σ gap)`` plus the rounding
+        of the returned point to the input dtype.
+    target : float or None
+        The ``error_tol`` asked for.
+    method : str
+        How the point was obtained: ``"iterative (float32)"``, ``"iterative (float64)"`` (the
+        solver moved to float64 when float32 could not certify ``error_tol``), ``"identity"``
+        (weight below the rounding level), ``"constant"`` (weight above the level at which the
+        prox is the per-channel mean, certified by a dual point) or ``"exact"`` (t = 0).
+    capped : bool
+        The iterative solver stopped at ``max_iter`` before its stopping test held.
     """
 
     iterations: int
     gap: float
     error_bound: float
     converged: bool
+    error_abs: float = math.nan
+    target: float | None = None
+    method: str = ""
+    capped: bool = False
 
 
 class _DualFGP:
@@ -275,6 +293,8 @@ def tv_prox(
     max_iter: int = 2000,
     check_every: int = 10,
     dual: Tensor | None = None,
+    error_tol: float | None = None,
+    work_dtype: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor, TVProxInfo]:
     """Prox of ``t * TV``: ``argmin_x ½‖x − v‖² + t TV(x)``.
 
@@ -296,6 +316,21 @@ def tv_prox(
     ``info.error_bound = sqrt(2 gap) / ‖v‖`` is a *certified* bound on ``‖x − x*‖ / ‖v‖``
     (the primal objective is 1-strongly convex); it is usually much looser than the true error.
 
+    With ``error_tol`` the iteration also has to certify ``‖x − x*‖ ≤ error_tol`` (the bound
+    ``info.error_abs`` above, over the whole batch) before it stops; the gap is then evaluated
+    each time the relative-change test holds. In float32 the certified gap has a floor (measured
+    on a noisy 256² camera: relative bound about 7e-6 at t = 1e-3, 4e-5 at t = 0.01, 3e-4 at
+    t = 0.1, from float32 rounding of the dual iteration); when the bound stops improving the
+    solve continues in float64 from the current dual, where it keeps decreasing.
+
+    Extreme weights are computed in closed form, never by overflowing iterations: below the
+    rounding level (``t sqrt(8 m n) ≤ eps ‖v‖``, ``n`` the number of entries, ``m`` 1 isotropic
+    or 2 anisotropic, which bounds ``‖v − x*‖ = t ‖Dᵀp*‖``) the prox is ``v``; above the level
+    where a dual point certifies it, the prox is the per-channel mean (see
+    :func:`_constant_prox`). Inputs whose range or weight lie far from 1 are solved on the
+    rescaled problem ``prox_{tTV}(v) = m + s prox_{(t/s)TV}((v − m)/s)`` (TV is invariant to
+    shifts and 1-homogeneous).
+
     Parameters
     ----------
     v : Tensor
@@ -307,11 +342,15 @@ def tv_prox(
     tol : float
         Relative-change tolerance of the stopping rule above.
     max_iter : int
-        Iteration cap; ``info.converged`` says whether ``tol`` was reached.
+        Iteration cap; ``info.converged`` says whether the stopping test was met.
     check_every : int
         Window (in iterations) of the relative-change test.
     dual : Tensor, optional
         Dual field returned by a previous call on an image of the same shape (warm start).
+    error_tol : float, optional
+        Certified bound on ``‖x − x*‖`` (absolute, whole batch) the result must also meet.
+    work_dtype : torch.dtype, optional
+        Precision of the iterations (default: that of ``v``; the result keeps ``v``'s dtype).
 
     Returns
     -------
@@ -320,7 +359,7 @@ def tv_prox(
     dual : Tensor
         Final dual field (pass it back as ``dual=`` to warm start).
     info : TVProxInfo
-        Iterations, gap, certified error bound, convergence flag.
+        Iterations, gap, certified error bounds, convergence flag, method.
 
     Examples
     --------
@@ -328,6 +367,9 @@ def tv_prox(
     >>> x, p, info = tv_prox(v, 0.1, tol=1e-4)
     >>> info.converged
     True
+    >>> x, p, info = tv_prox(v, 1e6)  # huge weight: the mean, certified by a dual point
+    >>> info.method, bool(torch.allclose(x, v.mean().expand_as(v)))
+    ('constant', True)
     """
     _check_image(v, "v")
     t = _check_tau(t)
@@ -337,58 +379,257 @@ def tv_prox(
         raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
     if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
         raise ValueError(f"check_every must be an int >= 1, got {check_every!r}")
+    if error_tol is not None and (isinstance(error_tol, bool) or not isinstance(error_tol, (int, float))
+                                  or not error_tol >= 0):
+        raise ValueError(f"error_tol must be a float >= 0 or None, got {error_tol!r}")
+    if work_dtype is not None and not (isinstance(work_dtype, torch.dtype) and work_dtype.is_floating_point):
+        raise TypeError(f"work_dtype must be a floating torch dtype or None, got {work_dtype!r}")
     if not v.is_floating_point():
         raise TypeError("v must be a floating-point tensor; convert it with v.float()")
     b, c, h, w = v.shape
     if t == 0 or h * w == 1:
         dual_out = v.new_zeros((b, c, 2, w + h * w))
-        return v.clone(), dual_out, TVProxInfo(0, 0.0, 0.0, True)
+        return v.clone(), dual_out, TVProxInfo(0, 0.0, 0.0, True, error_abs=0.0, target=error_tol, method="exact")
 
     with torch.no_grad():
         v = v.contiguous()
-        solver = _DualFGP(v, isotropic, dual)
-        x_prev = solver.primal(solver.p, t, v.new_empty((b, c, h * w)))
-        x_now = torch.empty_like(x_prev)
-        tk = 1.0
-        k = 0
-        converged = False
-        primal_dual = False
-        while k < max_iter:
-            if not primal_dual and k >= _FISTA_ITERS:
-                primal_dual = True
-                solver.start_primal_dual(t, _pd_step_size(v, t))
-            # the relaxed primal-dual iterate moves slowly, so its window is _PD_WINDOW times longer
-            n_steps = min(check_every * (_PD_WINDOW if primal_dual else 1), max_iter - k)
-            if primal_dual:
-                for _ in range(n_steps):
-                    solver.pd_step(t)
-                torch.sub(solver.v, solver.w2, out=x_now)
-            else:
-                for _ in range(n_steps):
-                    tk1 = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * tk * tk))
-                    solver.step(t, (tk - 1.0) / tk1)
-                    tk = tk1
-                solver.primal(solver.p, t, x_now)
-            k += n_steps
-            change = torch.linalg.vector_norm((x_now - x_prev).flatten(1), dim=1)
-            scale = torch.linalg.vector_norm(x_now.flatten(1), dim=1)
-            if bool((change <= tol * scale).all()):
+        lo, hi = float(v.amin()), float(v.amax())
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            # nothing to certify: hand the non-finite input back for the caller's NaN/Inf checks
+            return (v.clone(), v.new_zeros((b, c, 2, w + h * w)),
+                    TVProxInfo(0, math.nan, math.nan, False, error_abs=math.nan, target=error_tol,
+                               method="non-finite input"))
+        spread = hi - lo
+        if spread == 0:  # a constant image has TV 0 and is its own prox
+            return (v.clone(), v.new_zeros((b, c, 2, w + h * w)),
+                    TVProxInfo(0, 0.0, 0.0, True, error_abs=0.0, target=error_tol, method="exact"))
+        closed = _identity_prox(v, t, isotropic, max(-lo, hi))
+        if closed is None:
+            closed = _constant_prox(v, t, isotropic)
+        if closed is not None:
+            x, p, gaps, err, method = closed
+            vnorm = v.to(torch.float64).flatten(1).norm(dim=1).clamp(min=torch.finfo(torch.float64).tiny)
+            rel = torch.sqrt(2.0 * gaps) / vnorm
+            return x, p, TVProxInfo(0, float(gaps.max()), float(rel.max()), True, error_abs=err, target=error_tol,
+                                    method=method)
+        if _SAFE_RANGE[0] <= t <= _SAFE_RANGE[1] and _SAFE_RANGE[0] <= spread and max(-lo, hi) <= _SAFE_RANGE[1]:
+            return _tv_prox_core(v, t, isotropic, tol, max_iter, check_every, dual, error_tol, work_dtype)
+        # far from unit scale: solve prox_{(t/s)TV}((v - m)/s); the dual p is the same field
+        m, s = 0.5 * (lo + hi), spread
+        vn = (v - m) / s
+        x, p, info = _tv_prox_core(vn, t / s, isotropic, tol, max_iter, check_every, dual,
+                                   None if error_tol is None else error_tol / s, work_dtype)
+        x = x.mul_(s).add_(m)
+        # the scaling back rounds once more (half an ulp per entry at most)
+        err = info.error_abs * s + torch.finfo(v.dtype).eps * float(torch.linalg.vector_norm(x.to(torch.float64)))
+        info = TVProxInfo(info.iterations, info.gap * s * s, info.error_bound, info.converged,
+                          error_abs=err, target=error_tol, method=info.method, capped=info.capped)
+        return x, p, info
+
+
+# weights and pixel magnitudes inside this range are solved as they are; others are rescaled first
+_SAFE_RANGE = (1e-12, 1e12)
+# certified-gap checks without a 10 % improvement before a float32 solve moves to float64
+_STALL_CHECKS = 4
+
+
+def _tv_prox_core(
+    v: Tensor,
+    t: float,
+    isotropic: bool,
+    tol: float,
+    max_iter: int,
+    check_every: int,
+    dual: Tensor | None,
+    error_tol: float | None,
+    work_dtype: torch.dtype | None,
+) -> tuple[Tensor, Tensor, TVProxInfo]:
+    """The iterations (in ``work_dtype``, moving to float64 when a lower precision cannot certify
+    ``error_tol``)."""
+    dtype = v.dtype if work_dtype is None else work_dtype
+    if dtype != torch.float64 and not (1e-15 <= t <= 1e15):
+        dtype = torch.float64  # 1/(8 t^2) and t itself must stay inside float32's range
+    if not (1e-150 <= t <= 1e150):
+        raise ValueError(f"TV prox weight t = {t:g} is too extreme to iterate on even after rescaling; "
+                         "choose lam * step between 1e-150 and 1e150")
+    vw = v if dtype == v.dtype else v.to(dtype)
+    x, p, k, converged, stalled, gaps, err = _iterate(vw, t, isotropic, tol, max_iter, check_every, dual,
+                                                      error_tol, can_stall=dtype != torch.float64, out_dtype=v.dtype)
+    if stalled:
+        # float32 cannot certify error_tol: go on in float64 from the current dual
+        dtype = torch.float64
+        x, p, k2, converged, _, gaps, err = _iterate(v.to(dtype), t, isotropic, tol, max(max_iter - k, 1),
+                                                     check_every, p, error_tol, can_stall=False, out_dtype=v.dtype)
+        k += k2
+    out = x if x.dtype == v.dtype else x.to(v.dtype)  # err already holds this rounding
+    vnorm = v.to(torch.float64).flatten(1).norm(dim=1).clamp(min=torch.finfo(torch.float64).tiny)
+    rel = torch.sqrt(2.0 * gaps) / vnorm
+    info = TVProxInfo(
+        iterations=k,
+        gap=float(gaps.max().item()),
+        error_bound=float(rel.max().item()),
+        converged=converged,
+        error_abs=err,
+        target=error_tol,
+        method=f"iterative ({str(dtype).replace('torch.', '')})",
+        capped=not converged,
+    )
+    return out, p, info
+
+
+def _iterate(
+    v: Tensor,
+    t: float,
+    isotropic: bool,
+    tol: float,
+    max_iter: int,
+    check_every: int,
+    dual: Tensor | None,
+    error_tol: float | None,
+    *,
+    can_stall: bool,
+    out_dtype: torch.dtype,
+) -> tuple[Tensor, Tensor, int, bool, bool, Tensor, float]:
+    """The dual FISTA / primal-dual iterations in ``v``'s dtype.
+
+    Returns ``(x, dual, iterations, converged, stalled, gap per batch element, certified bound on
+    ‖x.to(out_dtype) − x*‖)``; ``x`` is in float64 when it comes from the dual (FISTA phase), else
+    in ``v``'s dtype.
+    """
+    b, c, h, w = v.shape
+    solver = _DualFGP(v, isotropic, dual)
+    x_prev = solver.primal(solver.p, t, v.new_empty((b, c, h * w)))
+    x_now = torch.empty_like(x_prev)
+    tk = 1.0
+    k = 0
+    converged = stalled = False
+    primal_dual = False
+    best, since_best = math.inf, 0
+    cert: tuple[Tensor, Tensor, float] | None = None
+
+    def certify() -> tuple[Tensor, Tensor, float]:
+        x_ret = x_now.reshape(v.shape) if primal_dual else None
+        gaps, x64 = solver.gap(v, t, x_ret)
+        x = x_ret.clone() if primal_dual else x64
+        # ½‖x − x*‖² ≤ gap per element, so the whole batch is within sqrt(2 Σ gap), plus the move
+        # of rounding x to the caller's dtype
+        err = math.sqrt(2.0 * float(gaps.sum()))
+        if x.dtype != out_dtype:
+            xd = x.to(torch.float64)
+            err += float(torch.linalg.vector_norm((x.to(out_dtype).to(torch.float64) - xd).flatten()))
+        return gaps, x, err
+
+    while k < max_iter:
+        if not primal_dual and k >= _FISTA_ITERS:
+            primal_dual = True
+            solver.start_primal_dual(t, _pd_step_size(v, t))
+        # the relaxed primal-dual iterate moves slowly, so its window is _PD_WINDOW times longer
+        n_steps = min(check_every * (_PD_WINDOW if primal_dual else 1), max_iter - k)
+        if primal_dual:
+            for _ in range(n_steps):
+                solver.pd_step(t)
+            torch.sub(solver.v, solver.w2, out=x_now)
+        else:
+            for _ in range(n_steps):
+                tk1 = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * tk * tk))
+                solver.step(t, (tk - 1.0) / tk1)
+                tk = tk1
+            solver.primal(solver.p, t, x_now)
+        k += n_steps
+        change = torch.linalg.vector_norm((x_now - x_prev).flatten(1), dim=1)
+        scale = torch.linalg.vector_norm(x_now.flatten(1), dim=1)
+        if bool((change <= tol * scale).all()):
+            if error_tol is None:
                 converged = True
                 break
-            x_prev, x_now = x_now, x_prev
-        x_ret = x_now.reshape(v.shape) if primal_dual else None
-        gap, x64 = solver.gap(v, t, x_ret)
-        vnorm = v.to(torch.float64).flatten(1).norm(dim=1).clamp(min=torch.finfo(torch.float64).tiny)
-        bound = torch.sqrt(2.0 * gap) / vnorm
-        info = TVProxInfo(
-            iterations=k,
-            gap=float(gap.max().item()),
-            error_bound=float(bound.max().item()),
-            converged=converged,
-        )
-        if primal_dual:
-            return x_ret.clone(), solver.p, info
-        return x64.to(v.dtype), solver.p, info
+            cert = certify()
+            if cert[2] <= error_tol:
+                converged = True
+                break
+            if can_stall:
+                if cert[2] < 0.9 * best:
+                    best, since_best = cert[2], 0
+                else:
+                    since_best += 1
+                    if since_best >= _STALL_CHECKS:
+                        stalled = True
+                        break
+        cert = None
+        x_prev, x_now = x_now, x_prev
+    if cert is None:
+        cert = certify()
+    gaps, x, err = cert
+    return x, solver.p, k, converged, stalled, gaps, err
+
+
+def _identity_prox(v: Tensor, t: float, isotropic: bool, vmax: float) -> tuple | None:
+    """``v`` itself when ``‖v − x*‖ = t ‖Dᵀp*‖ ≤ t sqrt(8 m n)`` is below the rounding of ``v``."""
+    n = v.numel()
+    bound = t * math.sqrt(8.0 * (1 if isotropic else 2) * n)
+    eps = torch.finfo(v.dtype).eps
+    if bound > eps * math.sqrt(n) * vmax:  # cheap necessary test: ‖v‖ <= sqrt(n) max|v|
+        return None
+    if bound > eps * float(torch.linalg.vector_norm(v.to(torch.float64))):
+        return None
+    b, c, h, w = v.shape
+    gaps = t * tv_value(v.to(torch.float64), isotropic=isotropic)  # P(v) − D(0)
+    err = min(bound, math.sqrt(2.0 * float(gaps.sum())))
+    return v.clone(), v.new_zeros((b, c, 2, w + h * w)), gaps, err, "identity"
+
+
+def _neumann_poisson(r: Tensor) -> Tensor:
+    """Solve ``DᵀD u = r`` (Neumann Laplacian of :func:`grad2d`) for zero-mean ``r`` by a DCT-II.
+
+    Along one axis ``DᵀD`` is tridiagonal (1, 2, ..., 2, 1 | −1) with the DCT-II basis as
+    eigenvectors and eigenvalues ``4 sin²(π k / 2N)``; the zero mode is left at 0.
+    """
+    from scipy.fft import dctn, idctn
+
+    h, w = r.shape[-2:]
+    a = r.detach().to("cpu", torch.float64).numpy()
+    coef = dctn(a, type=2, axes=(-2, -1), norm="ortho")
+    lam = (4.0 * np.sin(np.pi * np.arange(h) / (2 * h)) ** 2)[:, None] \
+        + (4.0 * np.sin(np.pi * np.arange(w) / (2 * w)) ** 2)[None, :]
+    lam[0, 0] = 1.0
+    coef = coef / lam
+    coef[..., 0, 0] = 0.0
+    u = idctn(coef, type=2, axes=(-2, -1), norm="ortho")
+    return torch.from_numpy(u).to(r.device)
+
+
+def _constant_prox(v: Tensor, t: float, isotropic: bool) -> tuple | None:
+    """The per-channel mean when a dual point proves it is the prox (large weights), else None.
+
+    The mean ``c`` is the prox exactly when ``t Dᵀp = v − c`` for some ``p`` in the dual ball.
+    Necessary: ``‖v − c‖² = t <D(v − c), p> ≤ t TV(v − c)``, hence ``t ≥ ‖v − c‖ / (4 sqrt(n))``
+    (as ``TV(r) ≤ sqrt(2n) ‖Dr‖ ≤ 4 sqrt(n) ‖r‖``), a one-pass test. Sufficient: the candidate
+    ``q = D u`` with ``DᵀD u = v − c`` (:func:`_neumann_poisson`) lies in the ball of radius ``t``.
+    The gap of ``(c, q/t)`` is ``<c, ρ> + ½‖ρ‖²`` with ``ρ = (v − c) − Dᵀq`` the solve's rounding.
+    """
+    b, c, h, w = v.shape
+    spread = v.to(torch.float32).var(dim=(-2, -1), unbiased=False).sqrt() * math.sqrt(h * w)
+    if t < 0.5 * float(spread.max()) / (4.0 * math.sqrt(h * w)):
+        return None
+    v64 = v.to(torch.float64)
+    mean = v64.mean(dim=(-2, -1), keepdim=True)
+    r = v64 - mean
+    gh, gv = grad2d(r)
+    tv_r = (torch.sqrt(gh * gh + gv * gv) if isotropic else gh.abs() + gv.abs()).sum(dim=(-2, -1))
+    if not bool(((r * r).sum(dim=(-2, -1)) <= t * tv_r * (1.0 + 1e-9)).all()):
+        return None
+    u = _neumann_poisson(r)
+    qh, qv = grad2d(u)
+    mag = torch.sqrt(qh * qh + qv * qv) if isotropic else torch.maximum(qh.abs(), qv.abs())
+    if not float(mag.max()) <= t:
+        return None
+    rho = r - grad2d_adjoint(qh, qv)
+    gaps = ((mean * rho).sum(dim=(-2, -1)) + 0.5 * (rho * rho).sum(dim=(-2, -1))).abs().sum(dim=1)
+    x = mean.expand_as(v).to(v.dtype).contiguous()
+    err = math.sqrt(2.0 * float(gaps.sum())) + float(torch.linalg.vector_norm((x.to(torch.float64) - mean).flatten()))
+    p = v.new_zeros((b, c, 2, w + h * w))
+    p[:, :, 0, w:] = (qh / t).reshape(b, c, h * w).to(v.dtype)
+    p[:, :, 1, w:] = (qv / t).reshape(b, c, h * w).to(v.dtype)
+    return x, p, gaps, err, "constant"
 
 
 class TV(Prior):
@@ -399,7 +640,10 @@ class TV(Prior):
     Chambolle-Pock phase, and stops when the relative change of the iterate is below ``tol``
     (measured true error 0.04-1.2 ``tol`` for the default; see :func:`tv_prox`); ``last_info``
     holds the diagnostics of the latest call, including a certified gap bound.
-    ``exact_prox`` is False.
+    ``exact_prox`` is False; :meth:`prox_accuracy` returns the certified bound
+    ``‖x − prox(v)‖ ≤ sqrt(2 gap)`` and solves to a requested bound (outer solvers drive it along
+    a summable schedule, :mod:`pnp.inexact`); those calls always warm-start from the previous
+    dual of the same shape and keep working in float64 once float32 could not certify a bound.
 
     Parameters
     ----------
@@ -426,6 +670,7 @@ class TV(Prior):
     convex = True
     has_value = True
     exact_prox = False
+    reports_accuracy = True
 
     def __init__(
         self,
@@ -449,30 +694,50 @@ class TV(Prior):
         self.warm_start = bool(warm_start)
         self.name = "tv" if isotropic else "tv-anisotropic"
         self.last_info: TVProxInfo | None = None
+        self.last_accuracy: ProxAccuracy | None = None
         self._dual: Tensor | None = None
+        self._work: tuple[tuple[int, ...], torch.dtype] | None = None  # (shape, dtype) after a float64 move
 
     def _value(self, x: Tensor) -> Tensor:
         return tv_value(x, isotropic=self.isotropic)
 
     def _prox(self, v: Tensor, t: float) -> Tensor:
-        dual = self._dual if self.warm_start else None
-        x, p, info = tv_prox(v, t, isotropic=self.isotropic, tol=self.tol, max_iter=self.max_iter, dual=dual)
+        return self._solve(v, t, None, warn=True)[0]
+
+    def _prox_accuracy(self, v: Tensor, t: float, target: float | None) -> tuple[Tensor, ProxAccuracy]:
+        # a caller asking for a bound reads the accuracy itself: no warning from here
+        return self._solve(v, t, target, warn=target is None)
+
+    def _solve(self, v: Tensor, t: float, target: float | None, *, warn: bool) -> tuple[Tensor, ProxAccuracy]:
+        outer = target is not None
+        dual = self._dual if (self.warm_start or outer) else None
+        work = self._work[1] if (outer and self._work is not None and self._work[0] == tuple(v.shape)) else None
+        x, p, info = tv_prox(v, t, isotropic=self.isotropic, tol=self.tol, max_iter=self.max_iter, dual=dual,
+                             error_tol=target, work_dtype=work)
         self.last_info = info
-        if self.warm_start:
+        if self.warm_start or outer:
             self._dual = p
-        if not info.converged:
+        if outer and info.method == "iterative (float64)" and v.dtype != torch.float64:
+            self._work = (tuple(v.shape), torch.float64)
+        acc = ProxAccuracy(
+            error_bound=info.error_abs, iterations=info.iterations, capped=info.capped, target=target,
+            gap=info.gap, method=f"TV duality gap, ½‖x − x*‖² ≤ gap ({info.method})",
+        )
+        self.last_accuracy = acc
+        if warn and info.capped:
             warnings.warn(
                 f"TV prox reached max_iter={self.max_iter} before the relative change fell below "
                 f"tol={self.tol:g}; raise max_iter or tol",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        return x
+        return x, acc
 
     def __mul__(self, c: float) -> "TV":
         new = super().__mul__(c)
         if new is not NotImplemented:
             new._dual = None  # never share a warm-start buffer between copies
+            new._work = None
         return new
 
     __rmul__ = __mul__

@@ -36,6 +36,7 @@ Conversion rules (applied in this order)
 
 from __future__ import annotations
 
+import os
 import struct
 import warnings
 import zlib
@@ -53,6 +54,8 @@ __all__ = [
     "available_images",
     "training_pool_names",
     "load_image",
+    "available_memory",
+    "check_memory",
 ]
 
 #: Evaluation images; never used for training.
@@ -180,6 +183,9 @@ def load_image(
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise TypeError(f"load_image dtype must be a floating torch dtype, got {dtype!r}")
     target = _check_size(size)
+    if target is not None:  # estimated before anything is allocated
+        check_memory(target[0] * target[1] * (1 if gray else 3) * _LOAD_BYTES_PER_VALUE,
+                     f"load_image size {target[0]} x {target[1]}", "choose a smaller size")
 
     label, array = _read(name_or_path)
     image = _to_unit_float(array, label)
@@ -193,6 +199,50 @@ def load_image(
 
 # ----------------------------------------------------------------------------------------------
 # reading
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the process can still allocate (``MemAvailable``), or None when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+#: Share of the available memory one job may plan to use.
+MEMORY_FRACTION = 0.8
+
+
+def check_memory(needed: float, what: str, fix: str) -> None:
+    """Refuse a job whose estimated memory ``needed`` (bytes) exceeds 80 % of the available memory.
+
+    Examples
+    --------
+    >>> check_memory(1e20, "image size 100000 x 100000", "choose a smaller --size")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: image size 100000 x 100000 needs about 9.31e+10 GiB of memory, above the limit of ... GiB (80 % of the available memory); choose a smaller --size
+    """
+    avail = available_memory()
+    if avail is None:
+        return
+    limit = MEMORY_FRACTION * avail
+    if needed > limit:
+        gib = 1024.0**3
+        raise ValueError(f"{what} needs about {needed / gib:.3g} GiB of memory, above the limit of "
+                         f"{limit / gib:.3g} GiB (80 % of the available memory); {fix}")
+
+
+# bytes per output pixel and channel while loading: float64 crop + resize (input, output, spline work
+# array) and the float tensor
+_LOAD_BYTES_PER_VALUE = 4 * 8
 
 
 def _check_size(size: int | tuple[int, int] | None) -> tuple[int, int] | None:

@@ -141,13 +141,13 @@ class ProblemSpec:
             raise ValueError(
                 f"problem spec field 'mask_ratio' must lie in [0, 1), got {self.mask_ratio}"
             )
-        set_("mask_seed", _as_int(self.mask_seed, "mask_seed", minimum=0, optional=True))
+        set_("mask_seed", _as_int(self.mask_seed, "mask_seed", minimum=0, optional=True, maximum=MAX_SEED))
         set_("noise_model", _as_choice(self.noise_model, "noise_model", NOISE_MODELS))
         set_("sigma", _as_float(self.sigma, "sigma", minimum=0.0))
         set_("gain", _as_float(self.gain, "gain", minimum=0.0))
         if self.gain == 0.0:
             raise ValueError("problem spec field 'gain' must be > 0, got 0")
-        set_("seed", _as_int(self.seed, "seed", minimum=0))
+        set_("seed", _as_int(self.seed, "seed", minimum=0, maximum=MAX_SEED))
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -259,7 +259,7 @@ class ProblemSpec:
         if self.operator == "inpainting":
             from operators.sampling import Inpainting
 
-            seed = self.seed + 1 if self.mask_seed is None else self.mask_seed
+            seed = (self.seed + 1) % (MAX_SEED + 1) if self.mask_seed is None else self.mask_seed
             generator = torch.Generator().manual_seed(seed)
             keep = torch.rand((1, 1, height, width), generator=generator, dtype=torch.float64)
             return Inpainting((keep >= self.mask_ratio).to(dtype), in_shape=shape)
@@ -282,8 +282,44 @@ class ProblemSpec:
 # YAML
 
 
+class _DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping names the same key twice."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last silently).
+
+    Examples
+    --------
+    >>> yaml.load("a: 1\\nb: 2", Loader=StrictLoader)
+    {'a': 1, 'b': 2}
+    >>> yaml.load("a: 1\\na: 2", Loader=StrictLoader)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    problems.spec._DuplicateKeyError: ...
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                break  # unhashable keys: the base class reports them
+            if key in seen:
+                first, again = seen[key].line + 1, key_node.start_mark.line + 1
+                where = f"twice at line {first}" if first == again else f"at lines {first} and {again}"
+                raise _DuplicateKeyError(None, None, f"duplicate key {str(key)!r} {where}; keep one of them", None)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
     """Read a YAML file whose top level is a mapping; an empty file gives ``{}``.
+
+    Every config of the project is read here, with :class:`StrictLoader`: a key given twice in
+    one mapping is an error (naming the key and both lines), never "the last one wins".
 
     Raises
     ------
@@ -307,7 +343,7 @@ def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise ValueError(f"cannot read config file '{path}': {reason}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=StrictLoader)  # safe constructors only, duplicate keys refused
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or type(exc).__name__
@@ -364,7 +400,7 @@ def _as_bool(value: Any, name: str) -> bool:
     return value
 
 
-def _as_int(value: Any, name: str, *, minimum: int, optional: bool = False) -> int | None:
+def _as_int(value: Any, name: str, *, minimum: int, optional: bool = False, maximum: int | None = None) -> int | None:
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
@@ -375,7 +411,13 @@ def _as_int(value: Any, name: str, *, minimum: int, optional: bool = False) -> i
             raise _type_error(name, expected, value)
     if value < minimum:
         raise ValueError(f"problem spec field {name!r} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"problem spec field {name!r} must be <= {maximum}, got {value}")
     return int(value)
+
+
+#: Largest seed a torch.Generator accepts as a signed 64-bit integer.
+MAX_SEED = 2**63 - 1
 
 
 def _as_float(value: Any, name: str, *, minimum: float) -> float:

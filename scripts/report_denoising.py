@@ -11,6 +11,7 @@ Usage::
 
     python scripts/report_denoising.py --out reports/denoising \
         [--averaged priors/weights/averaged_gray.pt] [--dncnn priors/weights/dncnn_gray.pt] \
+        [--ridge priors/weights/ridge_gray.pt] \
         [--unconstrained runs/averaged_unconstrained_gray/model.pt] [--no-bm3d]
 """
 
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--averaged", default=str(WEIGHTS_DIR / "averaged_gray.pt"))
     ap.add_argument("--dncnn", default=str(WEIGHTS_DIR / "dncnn_gray.pt"))
+    ap.add_argument("--ridge", default=str(WEIGHTS_DIR / "ridge_gray.pt"), help="convex ridge model (one-step denoiser)")
     ap.add_argument("--unconstrained", default=None, help="the averaged architecture trained without the constraint")
     ap.add_argument("--no-bm3d", action="store_true")
     ap.add_argument("--images", nargs="+", default=list(TEST_SPLIT))
@@ -68,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
 
     methods: dict[str, object] = {}
     certs: dict[str, dict] = {}
-    for name, path in (("averaged (ours)", args.averaged), ("averaged, constraint off", args.unconstrained),
-                       ("DnCNN (unconstrained)", args.dncnn)):
+    for name, path in (("averaged (ours)", args.averaged), ("convex ridge, one step (ours)", args.ridge),
+                       ("averaged, constraint off", args.unconstrained), ("DnCNN (unconstrained)", args.dncnn)):
         if path and Path(path).is_file():
             model = load_checkpoint(path)
             methods[name] = model

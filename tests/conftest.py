@@ -20,3 +20,14 @@ def f64():
 def gen() -> torch.Generator:
     """A CPU ``torch.Generator`` seeded with 0 (a fresh one per test)."""
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_certificate_cache(tmp_path_factory):
+    """Model loading recomputes the certificate in every test (priors.certificate_cache is off, and
+    would write under a temporary folder): tests that simulate another machine's certifier rely on it."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("STABLEPNP_CERTIFICATE_CACHE", "0")
+    mp.setenv("STABLEPNP_CACHE_DIR", str(tmp_path_factory.mktemp("certificate_cache")))
+    yield
+    mp.undo()

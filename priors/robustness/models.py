@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..averaged import GradientStepBlock
-from ..certify import _substep
+from ..integrators import substep_bound
 from ..spectral import conv_norm_bound
 
 __all__ = [
@@ -252,7 +252,7 @@ class GradientStepLayer(nn.Module):
 
     Bound: the block's convolution norm is bounded rigorously by
     :func:`priors.spectral.conv_norm_bound`; each of its ``n`` sub-steps with ``h l``,
-    ``l = L_sigma ||W||^2``, has the bound of :func:`priors.certify._substep` (1 when
+    ``l = L_sigma ||W||^2``, has the bound of :func:`priors.integrators.substep_bound` (1 when
     ``h l <= 2 r``, Sherry et al. 2024), so the block is bounded by ``lip_step ** n``.
 
     Examples
@@ -278,7 +278,7 @@ class GradientStepLayer(nn.Module):
         nb = conv_norm_bound(b.weight, rel_tol=5e-3)
         h, n = b.schedule()
         hl = float(h) * b.lip_activation * nb.upper**2
-        lip_step, _ = _substep(b.integrator, hl, b.radius)
+        lip_step, _ = substep_bound(b.integrator, hl, b.radius)
         return {"norm_upper": nb.upper, "h_L_norm2": hl, "substeps": n, "lipschitz": lip_step**n}
 
     def lipschitz_bound(self) -> float:

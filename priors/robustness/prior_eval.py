@@ -40,6 +40,15 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from operators import Blur, gaussian
+from problems.images import load_image, training_pool_names
+
+from ..averaged import AveragedResNet
+from ..certify import rigorous_bounds
+from ..denoisers import BM3DDenoiser, TVDenoiser
+from ..pretrained import load_checkpoint
 
 __all__ = [
     "amplification_pgd",
@@ -205,10 +214,6 @@ def train_denoiser(*, constrained: bool, width: int, depth: int, steps: int, pat
     """Quickly train an :class:`priors.averaged.AveragedResNet` (MSE, noise levels in its sigma range)
     on random patches of the training-pool photographs (a few hundred steps, for jobs without shipped
     weights); loads ``checkpoint`` when present and writes it at the end (short runs: no mid-run resume)."""
-    from problems.images import load_image, training_pool_names
-
-    from ..averaged import AveragedResNet
-
     torch.manual_seed(seed)
     model = AveragedResNet(width=width, depth=depth, constrained=constrained)
     if checkpoint is not None and checkpoint.is_file():
@@ -240,18 +245,11 @@ def train_denoiser(*, constrained: bool, width: int, depth: int, steps: int, pat
 
 def _load_denoiser(path: str):
     """A grey denoiser from a ``stablepnp train`` model file or checkpoint (certificate re-checked)."""
-    from ..pretrained import load_checkpoint
-
     return load_checkpoint(path, in_channels=1)
 
 
 def evaluate_priors(spec, *, out_dir: Path, seed: int = 0, progress: bool = False, log=print) -> dict[str, Any]:
     """Amplification of each denoiser and of its PnP-PGD map on the test images (``spec``: PriorEvalSpec)."""
-    from operators import Blur, gaussian
-    from problems.images import load_image
-
-    from ..certify import rigorous_bounds
-
     gen = torch.Generator().manual_seed(seed)
     clean = torch.cat([load_image(name, size=spec.image_size) for name in spec.images])
     noisy = clean + spec.sigma * torch.randn(clean.shape, generator=gen)
@@ -260,8 +258,6 @@ def evaluate_priors(spec, *, out_dir: Path, seed: int = 0, progress: bool = Fals
     y = A(clean) + spec.noise_std * torch.randn(clean.shape, generator=gen)
     tau = spec.pnp_step / op_norm**2
     rows: list[dict[str, Any]] = []
-    from tqdm.auto import tqdm
-
     for name in tqdm(spec.denoisers, desc="prior robustness", disable=not progress, leave=False):
         t0 = time.perf_counter()
         if name in ("averaged", "unconstrained"):
@@ -278,16 +274,12 @@ def evaluate_priors(spec, *, out_dir: Path, seed: int = 0, progress: bool = Fals
             lip = float(rigorous_bounds(den)["lipschitz"])
             attack, method = "pgd", "PGD on the ratio (autograd, unrolled PnP)"
         elif name == "tv":
-            from ..denoisers import TVDenoiser
-
             den = TVDenoiser()
             lip = float(den.certificate().lipschitz)
             attack, method = "random", "random search + (1+1)-ES (gradient-free)"
         else:
             try:
-                from ..denoisers import BM3DDenoiser
-
-                den = BM3DDenoiser()
+                den = BM3DDenoiser()  # raises ImportError when the optional bm3d package is missing
             except ImportError as exc:
                 log(f"[prior] skipping bm3d: {exc}")
                 continue

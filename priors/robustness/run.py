@@ -28,11 +28,16 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from problems.images import available_images
+from problems.spec import load_yaml_mapping
 
 from .attacks import accuracy, curve_auc, fgsm, gaussian_noise, pgd, robust_accuracy, salt_and_pepper
 from .certified import certified_curve, lmt_logits, margins
 from .data import ImageDataset, load_dataset
 from .models import ClassifierConfig, SequentialClassifier, build_classifier
+from .prior_eval import evaluate_priors, prior_table
 
 __all__ = [
     "TrainSpec",
@@ -214,8 +219,6 @@ class PriorEvalSpec:
         bad = sorted(set(self.denoisers) - {"averaged", "unconstrained", "bm3d", "tv"})
         if bad:
             raise ValueError(f"prior_eval.denoisers: {bad[0]!r} unknown; valid: averaged, unconstrained, bm3d, tv")
-        from problems.images import available_images
-
         known = available_images()
         missing = [n for n in self.images if n not in known and not Path(n).is_file()]
         if missing:  # checked here, not after the classifiers have trained
@@ -297,8 +300,6 @@ def load_config(path: str | Path) -> RobustnessConfig:
     >>> cfg.data.dataset
     'fashion_mnist_subset'
     """
-    from problems.spec import load_yaml_mapping
-
     try:
         raw = load_yaml_mapping(path)
     except FileNotFoundError as exc:
@@ -318,8 +319,6 @@ def _lr(spec: TrainSpec, step: int, total: int) -> float:
 
 
 def _bar(total: int, desc: str, enabled: bool, initial: int = 0):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc=desc, initial=initial, disable=not enabled, leave=False, dynamic_ncols=True)
 
 
@@ -518,8 +517,6 @@ def _write_reports(out_dir: Path, cfg: RobustnessConfig, results: dict[str, Any]
                 for e, v in zip(r[eps_key], r[key]):
                     w.writerow([name, key, e, v])
     if results.get("prior_eval"):
-        from .prior_eval import prior_table
-
         table = prior_table(results["prior_eval"])
         md += ["", "## Prior robustness", "", table]
         (out_dir / "prior_robustness.md").write_text(table)
@@ -569,9 +566,10 @@ def run(cfg: RobustnessConfig, *, log=print) -> dict[str, Any]:
     """Run the whole job described by ``cfg``; returns the results dictionary (also in results.json)."""
     torch.set_num_threads(max(1, cfg.threads))
     out_dir = Path(cfg.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # the data first: a missing dataset must not leave an empty output folder behind
     train = load_dataset(cfg.data.dataset, split="train", data_dir=cfg.data.data_dir).subset(cfg.data.train_limit)
     test = load_dataset(cfg.data.dataset, split="test", data_dir=cfg.data.data_dir).subset(cfg.data.test_limit)
+    out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"dataset": test.name, "n_train": len(train), "models": {}}
     for spec in cfg.models:
         if spec.model.num_classes != test.num_classes or spec.model.in_channels != test.images.shape[1]:
@@ -590,8 +588,6 @@ def run(cfg: RobustnessConfig, *, log=print) -> dict[str, Any]:
             f"pgd-l2 {[round(v, 3) for v in r['pgd_l2']]}")
         (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
     if cfg.prior_eval is not None:
-        from .prior_eval import evaluate_priors
-
         results["prior_eval"] = evaluate_priors(cfg.prior_eval, out_dir=out_dir, seed=cfg.seed, progress=cfg.progress, log=log)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
     _write_reports(out_dir, cfg, results)
