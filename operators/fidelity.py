@@ -12,16 +12,10 @@ import torch
 from torch import Tensor
 
 from .base import Identity, LinearOperator, ScaledOperator
+from .checks import check_tau
 from .sampling import Inpainting
 
 __all__ = ["DataFidelity", "L2Fidelity", "PoissonNLL", "PenalizedFidelity"]
-
-
-def _check_tau(tau) -> float:
-    tau = float(tau)
-    if not (math.isfinite(tau) and tau > 0):
-        raise ValueError(f"prox: tau must be a finite positive number, got {tau}")
-    return tau
 
 
 def _per_image(t: Tensor) -> Tensor:
@@ -139,7 +133,7 @@ class L2Fidelity(DataFidelity):
         return self.operator.adjoint(self.operator(x) - self.y)
 
     def prox(self, v: Tensor, tau: float) -> Tensor:
-        tau = _check_tau(tau)
+        tau = check_tau(tau, allow_zero=False)  # the data-term prox divides by tau
         rhs = (v + tau * self.aty.to(v.dtype)) / tau
         x0 = self._warm if self._warm is not None and self._warm.shape == v.shape else None
         x = self.operator.solve_normal(rhs, 1.0 / tau, x0=x0, tol=self.cg_tol, max_iter=self.cg_max_iter)
@@ -242,7 +236,7 @@ class PoissonNLL(DataFidelity):
             raise NotImplementedError(
                 "PoissonNLL.prox needs a diagonal operator (Identity / Inpainting): split z = A x (ADMM, PDHG)"
             )
-        tau = _check_tau(tau)
+        tau = check_tau(tau, allow_zero=False)
         scale, mask = self._diag
         m = scale * (mask._m(v) if mask is not None else torch.ones((), dtype=v.dtype, device=v.device))
         y = self.y.to(v.dtype)

@@ -31,7 +31,16 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import Tensor
 
-from pnp.assumptions import AssumptionReport, check_assumptions
+from priors.tv import FiniteDifference  # TV's difference operator, re-exported as pnp.FiniteDifference
+
+from pnp.assumptions import (
+    AcceleratedForwardBackward,
+    AssumptionReport,
+    DouglasRachford,
+    ForwardBackward,
+    HalfQuadratic,
+    PrimalDual,
+)
 from pnp.run import Algorithm, _check_prior
 
 __all__ = [
@@ -54,6 +63,26 @@ __all__ = [
 
 
 # ====================================================================== PGD
+class _GradientMethod(Algorithm):
+    """Shared step rule of PGD and FISTA: default ``1/L``; a step outside the bound declared by
+    the class's theory (``theory.step_bound``) is refused unless ``unsafe``."""
+
+    needs_grad: ClassVar[bool] = True
+    absorbs_smooth_prior: ClassVar[bool] = True
+
+    def _resolve_step(self, step: float | None) -> float:
+        if step is None:
+            L = self._require_L(self.name)
+            return 1.0 / L if L > 0 else 1.0
+        rule = self.theory.step_bound
+        if rule is not None and self.L is not None and self.L > 0 and not rule.allows(step, self.L):
+            bound = rule.bound(self.L)
+            verb = "equals" if rule.strict and step == bound else "exceeds"
+            self._refuse(f"step {step:g} {verb} the convergence bound {rule.rhs} = {bound:g} for {self.name} "
+                         f"({self._lipschitz_text()})")
+        return step
+
+
 @dataclass(frozen=True)
 class PGDState:
     """State of :class:`PGD`: the iterate and the iteration count."""
@@ -62,7 +91,7 @@ class PGDState:
     iteration: int = 0
 
 
-class PGD(Algorithm):
+class PGD(_GradientMethod):
     """Proximal gradient descent (forward–backward) with optional Krasnosel'skii–Mann relaxation.
 
     ``x⁺ = x + λ (prox_{τ g}(x − τ ∇f(x)) − x)``. With a denoiser prior this is PnP-PGD
@@ -98,18 +127,7 @@ class PGD(Algorithm):
     """
 
     name: ClassVar[str] = "PGD"
-    needs_grad: ClassVar[bool] = True
-    absorbs_smooth_prior: ClassVar[bool] = True
-
-    def _resolve_step(self, step: float | None) -> float:
-        if step is None:
-            L = self._require_L("PGD")
-            return 1.0 / L if L > 0 else 1.0
-        if self.L is not None and self.L > 0 and step * self.L >= 2.0:
-            verb = "exceeds" if step * self.L > 2.0 else "equals"
-            self._refuse(f"step {step:g} {verb} the convergence bound 2/L = {2.0 / self.L:g} for PGD "
-                         f"({self._lipschitz_text()})")
-        return step
+    theory: ClassVar[ForwardBackward] = ForwardBackward()
 
     def _monotone_expected(self) -> tuple[bool, str]:
         r = self._assumptions
@@ -141,7 +159,7 @@ class FISTAState:
     iteration: int = 0
 
 
-class FISTA(Algorithm):
+class FISTA(_GradientMethod):
     """FISTA with the Chambolle–Dossal momentum ``β_k = (k − 1)/(k + a)``.
 
     ``x_k = prox_{τ g}(z_{k−1} − τ ∇f(z_{k−1}))``, ``z_k = x_k + β_k (x_k − x_{k−1})``.
@@ -172,8 +190,7 @@ class FISTA(Algorithm):
     """
 
     name: ClassVar[str] = "FISTA"
-    needs_grad: ClassVar[bool] = True
-    absorbs_smooth_prior: ClassVar[bool] = True
+    theory: ClassVar[AcceleratedForwardBackward] = AcceleratedForwardBackward()
     supports_relaxation: ClassVar[bool] = False
 
     def __init__(
@@ -192,18 +209,8 @@ class FISTA(Algorithm):
         self.momentum = float(momentum)
         super().__init__(problem_or_fidelity, prior, step=step, relaxation=relaxation, unsafe=unsafe)
 
-    def _resolve_step(self, step: float | None) -> float:
-        if step is None:
-            L = self._require_L("FISTA")
-            return 1.0 / L if L > 0 else 1.0
-        if self.L is not None and self.L > 0 and step * self.L > 1.0 * (1 + 1e-12):
-            self._refuse(f"step {step:g} exceeds the convergence bound 1/L = {1.0 / self.L:g} for FISTA "
-                         f"({self._lipschitz_text()})")
-        return step
-
-    def _report(self) -> AssumptionReport:
-        return check_assumptions("FISTA", self.fidelity, self.prior, step=self.step, L=self.L,
-                                 momentum=self.momentum, unsafe=self.unsafe_used)
+    def _theory_settings(self) -> dict[str, Any]:
+        return {**super()._theory_settings(), "momentum": self.momentum}
 
     def parameters(self) -> dict[str, Any]:
         return {**super().parameters(), "momentum": self.momentum}
@@ -284,6 +291,7 @@ class ADMM(_ProxSplitting):
     """
 
     name: ClassVar[str] = "ADMM"
+    theory: ClassVar[DouglasRachford] = DouglasRachford(admm=True)
 
     def init(self, x0: Tensor) -> ADMMState:
         return ADMMState(x=x0, x_data=x0, u=torch.zeros_like(x0), iteration=0)
@@ -340,6 +348,7 @@ class DRS(_ProxSplitting):
     """
 
     name: ClassVar[str] = "DRS"
+    theory: ClassVar[DouglasRachford] = DouglasRachford()
 
     def init(self, x0: Tensor) -> DRSState:
         return DRSState(z=x0, x=x0, iteration=0)
@@ -394,6 +403,7 @@ class HQS(_ProxSplitting):
     """
 
     name: ClassVar[str] = "HQS"
+    theory: ClassVar[HalfQuadratic] = HalfQuadratic()
 
     def init(self, x0: Tensor) -> HQSState:
         return HQSState(x=x0, x_data=x0, iteration=0)
@@ -426,11 +436,10 @@ class LinearPart:
 
     Examples
     --------
-    >>> import torch
-    >>> D = FiniteDifference()
-    >>> lp = D.linear_part(weight=0.1, isotropic=True)
-    >>> lp.norm_sq
-    8.0
+    >>> from priors.classical import TV
+    >>> lp = linear_part_of(0.1 * TV())
+    >>> lp.norm_sq, lp.description
+    (8.0, 'isotropic TV: K = forward differences (Neumann), ‖K‖² <= 8')
     """
 
     forward: Callable[[Tensor], Tensor]
@@ -438,59 +447,6 @@ class LinearPart:
     norm_sq: float
     prox_conj: Callable[[Tensor, float], Tensor]
     description: str = ""
-
-
-class FiniteDifference:
-    """Forward differences with Neumann boundary (last difference 0), and their adjoint.
-
-    ``(∇x)[..., 0, i, j] = x[i+1, j] − x[i, j]`` (vertical), ``(∇x)[..., 1, i, j] =
-    x[i, j+1] − x[i, j]`` (horizontal), output shape (B, C, 2, H, W); ``‖∇‖² <= 8``
-    (Chambolle, J. Math. Imaging Vis. 2004). This is the discretisation of the usual
-    isotropic/anisotropic total variation.
-
-    Examples
-    --------
-    >>> import torch
-    >>> D = FiniteDifference()
-    >>> x, p = torch.randn(1, 1, 5, 6, dtype=torch.float64), torch.randn(1, 1, 2, 5, 6, dtype=torch.float64)
-    >>> abs(float((D.forward(x) * p).sum() - (x * D.adjoint(p)).sum())) < 1e-12
-    True
-    """
-
-    norm_sq: float = 8.0
-
-    @staticmethod
-    def forward(x: Tensor) -> Tensor:
-        dv = torch.zeros_like(x)
-        dh = torch.zeros_like(x)
-        dv[..., :-1, :] = x[..., 1:, :] - x[..., :-1, :]
-        dh[..., :, :-1] = x[..., :, 1:] - x[..., :, :-1]
-        return torch.stack((dv, dh), dim=2)
-
-    @staticmethod
-    def adjoint(p: Tensor) -> Tensor:
-        pv, ph = p[:, :, 0], p[:, :, 1]
-        out = torch.zeros_like(pv)
-        # -div: adjoint of the forward differences above
-        out[..., :-1, :] -= pv[..., :-1, :]
-        out[..., 1:, :] += pv[..., :-1, :]
-        out[..., :, :-1] -= ph[..., :, :-1]
-        out[..., :, 1:] += ph[..., :, :-1]
-        return out
-
-    def linear_part(self, *, weight: float, isotropic: bool = True) -> LinearPart:
-        """``w ‖∇x‖_{2,1}`` (isotropic) or ``w ‖∇x‖_1`` (anisotropic) as a :class:`LinearPart`."""
-
-        def prox_conj(p: Tensor, sigma: float) -> Tensor:
-            # h* is the indicator of the dual-norm ball of radius w: its prox is a projection (any sigma)
-            if isotropic:
-                mag = torch.linalg.vector_norm(p, dim=2, keepdim=True)
-                return p / torch.clamp(mag / max(weight, 1e-300), min=1.0)
-            return torch.clamp(p, -weight, weight)
-
-        kind = "isotropic" if isotropic else "anisotropic"
-        return LinearPart(self.forward, self.adjoint, self.norm_sq, prox_conj,
-                          f"{kind} TV: K = forward differences (Neumann), ‖K‖² <= 8")
 
 
 def _identity_linear_part(prior: Any) -> LinearPart:
@@ -505,11 +461,12 @@ def _identity_linear_part(prior: Any) -> LinearPart:
 def linear_part_of(prior: Any) -> LinearPart:
     """Return ``g = h ∘ K`` for PDHG.
 
-    Order: the prior's own ``linear_part()`` (a :class:`LinearPart`, or a ``(K, prox_conj)``
-    pair with ``K`` a ``LinearOperator`` exposing ``forward``/``adjoint``/``norm()``); else,
-    for a total-variation prior (class name ``TV``), this module's :class:`FiniteDifference`
-    with the prior's ``weight`` and ``isotropic`` flag; else ``K = I`` with the conjugate's
-    prox from Moreau's identity (any prior with a prox).
+    The prior is asked, never recognised by its type: its own ``linear_part()`` gives a
+    :class:`LinearPart`, an object with the same attributes (``priors.tv.TV`` returns a
+    ``TVSplit``: the finite differences of ``priors.tv.grad2d`` and a dual-ball projection), or a
+    ``(K, prox_conj)`` pair with ``K`` a ``LinearOperator`` exposing ``forward``/``adjoint``/``norm()``.
+    A prior without ``linear_part`` gets ``K = I`` with the conjugate's prox from Moreau's
+    identity (any prior with a prox).
     """
     fn = getattr(prior, "linear_part", None)
     if callable(fn):
@@ -523,9 +480,6 @@ def linear_part_of(prior: Any) -> LinearPart:
             return LinearPart(lp.forward, lp.adjoint, float(lp.norm_sq), lp.prox_conj,
                               str(getattr(lp, "description", "")))
         raise TypeError(f"prior.linear_part() must return a pnp.LinearPart or (K, prox_conj), got {type(lp).__name__}")
-    if type(prior).__name__ == "TV":
-        return FiniteDifference().linear_part(weight=float(getattr(prior, "weight", 1.0)),
-                                              isotropic=bool(getattr(prior, "isotropic", True)))
     return _identity_linear_part(prior)
 
 
@@ -574,6 +528,7 @@ class PDHG(Algorithm):
     """
 
     name: ClassVar[str] = "PDHG"
+    theory: ClassVar[PrimalDual] = PrimalDual()
     needs_fidelity_prox: ClassVar[bool] = True
     supports_relaxation: ClassVar[bool] = False
 
@@ -608,15 +563,17 @@ class PDHG(Algorithm):
         elif sigma is None:
             sigma = 0.99 / (step * n2)
         self.dual_step = float(sigma)
-        prod = step * self.dual_step * n2
-        if prod >= 1.0:
+        if not self.theory.admits(step, self.dual_step, n2):
+            prod = step * self.dual_step * n2
             self._refuse(f"step: tau*sigma*‖K‖² = {step:g}*{self.dual_step:g}*{n2:g} = {prod:g} is not below the "
                          f"PDHG convergence bound 1")
         return step
 
+    def _theory_settings(self) -> dict[str, Any]:
+        return {**super()._theory_settings(), "dual_step": self.dual_step, "op_norm_sq": self.linear.norm_sq}
+
     def _report(self) -> AssumptionReport:
-        report = check_assumptions("PDHG", self.fidelity, self.prior, step=self.step, dual_step=self.dual_step,
-                                   op_norm_sq=self.linear.norm_sq, L=self.L, unsafe=self.unsafe_used)
+        report = super()._report()
         from pnp.assumptions import Hypothesis, withdraw
         from pnp.inexact import is_inexact
 
@@ -633,7 +590,9 @@ class PDHG(Algorithm):
                 "K": self.linear.description}
 
     def init(self, x0: Tensor) -> PDHGState:
-        return PDHGState(x=x0, x_bar=x0, p=torch.zeros_like(self.linear.forward(x0)), iteration=0)
+        with torch.no_grad():  # K x0 only gives the dual variable its shape
+            p0 = torch.zeros_like(self.linear.forward(x0))
+        return PDHGState(x=x0, x_bar=x0, p=p0, iteration=0)
 
     def update(self, state: PDHGState) -> PDHGState:
         K = self.linear

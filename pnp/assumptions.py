@@ -14,6 +14,11 @@ algorithm's step and relaxation, and returns an :class:`AssumptionReport` with a
     no convergence theorem is known for this combination (for example a denoiser without
     a certificate, or FISTA with a plug-in denoiser). Never a silent pass.
 
+Each algorithm class owns its theorem: its ``theory`` attribute is a :class:`Theory`
+(:class:`ForwardBackward`, :class:`AcceleratedForwardBackward`, :class:`DouglasRachford`,
+:class:`HalfQuadratic`, :class:`PrimalDual`) that writes the report and carries the step bound the
+algorithm enforces; :func:`check_assumptions` finds it by the class's ``name``.
+
 The facts used (see ``shared/MATH.md``):
 
 * prox of a proper convex lsc function is firmly nonexpansive, i.e. 1/2-averaged
@@ -38,7 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pnp.inexact import citation, default_schedule, is_inexact, reports_accuracy
 
@@ -46,6 +51,15 @@ __all__ = [
     "Hypothesis",
     "AssumptionReport",
     "check_assumptions",
+    "register_theory",
+    "Theory",
+    "StepBound",
+    "RunSettings",
+    "ForwardBackward",
+    "AcceleratedForwardBackward",
+    "DouglasRachford",
+    "HalfQuadratic",
+    "PrimalDual",
     "compose_alpha",
     "withdraw",
     "VERDICTS",
@@ -382,30 +396,61 @@ def _lipschitz_hypothesis(f: _FidelityInfo) -> Hypothesis:
     return Hypothesis("∇f globally Lipschitz", True, f"L = {f.L_text} = {_fmt(f.L)}", f.L)
 
 
-def _step_hypothesis(alg: str, f: _FidelityInfo, step: float, bound_factor: float, strict: bool) -> Hypothesis:
-    label = f"step {'<' if strict else '<='} {'2' if bound_factor == 2 else '1'}/L"
+@dataclass(frozen=True)
+class StepBound:
+    """A theorem's bound on the gradient step: ``step < factor/L`` (``strict``) or ``step <= factor/L``.
+
+    Examples
+    --------
+    >>> b = StepBound(2.0, strict=True)
+    >>> b.label, b.allows(1.9, 1.0), b.allows(2.0, 1.0)
+    ('step < 2/L', True, False)
+    """
+
+    factor: float
+    strict: bool
+
+    @property
+    def rhs(self) -> str:
+        return f"{self.factor:g}/L"
+
+    @property
+    def label(self) -> str:
+        return f"step {'<' if self.strict else '<='} {self.rhs}"
+
+    def bound(self, L: float) -> float:
+        return self.factor / L
+
+    def allows(self, step: float, L: float) -> bool:
+        """Whether ``step`` satisfies the bound for ``L > 0`` (a non-strict bound tolerates rounding)."""
+        b = self.bound(L)
+        return step < b if self.strict else step <= b * (1 + 1e-12)
+
+
+def _step_hypothesis(f: _FidelityInfo, step: float, rule: StepBound) -> Hypothesis:
+    label = rule.label
     if f.L is None:
         return Hypothesis(label, False, "fidelity.lipschitz_grad() is None (gradient not globally Lipschitz, e.g. "
                           "Poisson NLL): the step bound cannot be checked", step)
     if f.L == 0:
         return Hypothesis(label, True, f"L = 0: any step is allowed (step = {_fmt(step)})", step)
-    bound = bound_factor / f.L
-    ok = step < bound if strict else step <= bound * (1 + 1e-12)
-    return Hypothesis(label, ok, f"step = {_fmt(step)}, bound {_fmt(bound)} (L = {f.L_text} = {_fmt(f.L)})", step)
+    bound = rule.bound(f.L)
+    return Hypothesis(label, rule.allows(step, f.L),
+                      f"step = {_fmt(step)}, bound {_fmt(bound)} (L = {f.L_text} = {_fmt(f.L)})", step)
 
 
 # ---------------------------------------------------------------------- per algorithm
-def _report_pgd(f: _FidelityInfo, p: _PriorInfo, step: float, relaxation: float, unsafe: bool, params: dict) -> AssumptionReport:
-    alg = "PGD"
+def _report_pgd(alg: str, f: _FidelityInfo, p: _PriorInfo, step: float, relaxation: float, unsafe: bool,
+                params: dict, rule: StepBound) -> AssumptionReport:
     if p.kind == "uncertified":
         return _no_certificate(alg, p, params)
     hyps = [
         Hypothesis("fidelity convex", f.convex, f"{f.name} declares convex={f.convex}"),
         _lipschitz_hypothesis(f),
-        _step_hypothesis(alg, f, step, 2.0, strict=True),
+        _step_hypothesis(f, step, rule),
     ]
     a1 = None
-    if f.L is not None and f.L > 0 and step * f.L < 2:
+    if f.L is not None and f.L > 0 and step * f.L < 2:  # I - step ∇f is (step L / 2)-averaged
         a1 = max(step * f.L / 2.0, 1e-300)
     elif f.L == 0:
         a1 = 1e-300  # identity gradient step: 0-averaged in the limit
@@ -438,8 +483,8 @@ def _report_pgd(f: _FidelityInfo, p: _PriorInfo, step: float, relaxation: float,
                             reason, alpha, rng, unsafe and verdict != "guaranteed", params)
 
 
-def _report_fista(f: _FidelityInfo, p: _PriorInfo, step: float, a: float, unsafe: bool, params: dict) -> AssumptionReport:
-    alg = "FISTA"
+def _report_fista(alg: str, f: _FidelityInfo, p: _PriorInfo, step: float, a: float, unsafe: bool, params: dict,
+                  rule: StepBound) -> AssumptionReport:
     if p.kind == "uncertified":
         return _no_certificate(alg, p, params)
     if p.kind == "certified":
@@ -453,7 +498,7 @@ def _report_fista(f: _FidelityInfo, p: _PriorInfo, step: float, a: float, unsafe
     hyps = [
         Hypothesis("fidelity convex", f.convex, f"{f.name} declares convex={f.convex}"),
         _lipschitz_hypothesis(f),
-        _step_hypothesis(alg, f, step, 1.0, strict=False),
+        _step_hypothesis(f, step, rule),
         Hypothesis("prior convex with a prox (exact or to tolerance)", True, p.detail),
         *_inexact_hypothesis(alg, p),
         Hypothesis("momentum parameter a > 2", a > 2, f"a = {_fmt(a)} (a = 2 gives the Beck-Teboulle rate only)", a),
@@ -467,7 +512,7 @@ def _report_fista(f: _FidelityInfo, p: _PriorInfo, step: float, a: float, unsafe
 
 
 def _report_drs(alg: str, f: _FidelityInfo, p: _PriorInfo, step: float, relaxation: float, unsafe: bool,
-                params: dict) -> AssumptionReport:
+                params: dict, admm: bool) -> AssumptionReport:
     if p.kind == "uncertified":
         return _no_certificate(alg, p, params)
     fprox = "closed form" if f.prox_exact else "computed to a tolerance (or closed form)"
@@ -481,7 +526,7 @@ def _report_drs(alg: str, f: _FidelityInfo, p: _PriorInfo, step: float, relaxati
         hyps.extend(_inexact_hypothesis(alg, p))
         theorem = (f"Douglas-Rachford splitting (Lions & Mercier 1979; {_BC}, Thm 26.11)"
                    + ("; ADMM is Douglas-Rachford on the dual (Gabay 1983; Eckstein & Bertsekas 1992)"
-                      if alg == "ADMM" else ""))
+                      if admm else ""))
         conclusion = "the governing sequence converges; the estimate converges to a minimiser of f + g when one exists"
     else:
         firm = p.alpha is not None and p.alpha <= 0.5 + 1e-12
@@ -496,7 +541,7 @@ def _report_drs(alg: str, f: _FidelityInfo, p: _PriorInfo, step: float, relaxati
         hyps.extend(_certificate_hypotheses(p))
         theorem = (f"Douglas-Rachford with a firmly nonexpansive denoiser, i.e. the resolvent of a maximally monotone "
                    f"operator ({_BC}, Ch. 23 and Thm 26.11; Ryu et al., ICML 2019"
-                   + ("; PnP-ADMM is PnP-DRS after a change of variables" if alg == "ADMM" else "") + ")")
+                   + ("; PnP-ADMM is PnP-DRS after a change of variables" if admm else "") + ")")
         conclusion = "the iteration map is 1/2-averaged; converges to a fixed point when one exists"
     # the Douglas-Rachford operator (I + R_g R_f)/2 is 1/2-averaged when both reflections are nonexpansive
     alpha = 0.5
@@ -508,9 +553,8 @@ def _report_drs(alg: str, f: _FidelityInfo, p: _PriorInfo, step: float, relaxati
                             unsafe and verdict != "guaranteed", params)
 
 
-def _report_hqs(f: _FidelityInfo, p: _PriorInfo, step: float, relaxation: float, unsafe: bool,
+def _report_hqs(alg: str, f: _FidelityInfo, p: _PriorInfo, step: float, relaxation: float, unsafe: bool,
                 params: dict) -> AssumptionReport:
-    alg = "HQS"
     if p.kind == "uncertified":
         return _no_certificate(alg, p, params)
     hyps = [
@@ -546,9 +590,8 @@ def _report_hqs(f: _FidelityInfo, p: _PriorInfo, step: float, relaxation: float,
                             reason, alpha, rng, unsafe and verdict != "guaranteed", params)
 
 
-def _report_pdhg(f: _FidelityInfo, p: _PriorInfo, step: float, dual_step: float, op_norm_sq: float | None,
-                 unsafe: bool, params: dict) -> AssumptionReport:
-    alg = "PDHG"
+def _report_pdhg(alg: str, f: _FidelityInfo, p: _PriorInfo, step: float, dual_step: float, op_norm_sq: float | None,
+                 unsafe: bool, params: dict, admits: Callable[[float, float, float], bool]) -> AssumptionReport:
     if p.kind == "uncertified":
         return _no_certificate(alg, p, params)
     if p.kind == "certified":
@@ -563,7 +606,7 @@ def _report_pdhg(f: _FidelityInfo, p: _PriorInfo, step: float, dual_step: float,
         Hypothesis("fidelity convex with a prox", f.convex and f.has_prox,
                    f"{f.name}: convex={f.convex}, prox {'available' if f.has_prox else 'missing'}"),
         Hypothesis("prior convex, g(Kx) with prox of g* available", True, p.detail),
-        Hypothesis("tau * sigma * ‖K‖² < 1", prod is not None and prod < 1.0,
+        Hypothesis("tau * sigma * ‖K‖² < 1", op_norm_sq is not None and admits(step, dual_step, op_norm_sq),
                    f"tau = {_fmt(step)}, sigma = {_fmt(dual_step)}, ‖K‖² <= {_fmt(op_norm_sq)}, product = {_fmt(prod)}",
                    prod),
     ]
@@ -572,6 +615,134 @@ def _report_pdhg(f: _FidelityInfo, p: _PriorInfo, step: float, dual_step: float,
     conclusion = "(x_k, p_k) converges to a saddle point; x_k to a minimiser of f + g(K .) when one exists"
     return AssumptionReport(alg, verdict, theorem, tuple(hyps), conclusion if verdict == "guaranteed" else "",
                             reason, None, None, unsafe and verdict != "guaranteed", params)
+
+
+# ---------------------------------------------------------------------- theories the algorithms declare
+@dataclass(frozen=True)
+class RunSettings:
+    """The numbers of one run that a theorem's hypotheses are checked against.
+
+    ``step`` is the gradient step (PGD/FISTA), ``1/penalty`` (ADMM/DRS/HQS) or the primal step
+    (PDHG); ``momentum`` is FISTA's ``a``; ``dual_step`` and ``op_norm_sq`` are PDHG's ``sigma``
+    and bound of ``‖K‖²``.
+    """
+
+    step: float
+    relaxation: float = 1.0
+    unsafe: bool = False
+    momentum: float = 3.0
+    dual_step: float | None = None
+    op_norm_sq: float | None = None
+
+
+class Theory:
+    """The convergence theorem an algorithm declares (its class attribute ``theory``).
+
+    :meth:`rule` turns the described terms and the run's numbers into an
+    :class:`AssumptionReport`; ``step_bound`` is the gradient-step bound of the theorem, the one
+    the algorithm refuses to exceed and the report checks (None when any positive step is allowed).
+    Both come from the same object, so the bound is written once.
+
+    Examples
+    --------
+    >>> class F:
+    ...     convex = True
+    ...     def lipschitz_grad(self): return 1.0
+    ...     def grad(self, x): return x
+    >>> class G:
+    ...     name, convex, exact_prox = "l1", True, True
+    >>> ForwardBackward().assess("PGD", F(), G(), step=2.5).reason
+    'step = 2.5, bound 2 (L = Lip(∇f) = 1)'
+    """
+
+    step_bound: StepBound | None = None
+
+    def rule(self, algorithm: str, f: _FidelityInfo, p: _PriorInfo, s: RunSettings, params: dict) -> AssumptionReport:
+        raise NotImplementedError
+
+    def assess(self, algorithm: str, fidelity: Any, prior: Any, *, step: float, relaxation: float = 1.0,
+               L: float | None = None, dual_step: float | None = None, op_norm_sq: float | None = None,
+               momentum: float = 3.0, unsafe: bool = False) -> AssumptionReport:
+        """The report of ``algorithm`` (a name, for the report) on ``fidelity + prior`` under this theorem."""
+        f = describe_fidelity(fidelity, L)
+        p = describe_prior(prior)
+        params: dict[str, Any] = {"step": float(step), "relaxation": float(relaxation), "L": f.L,
+                                  "fidelity": f.name, "prior": p.name, "prior_kind": p.kind}
+        settings = RunSettings(float(step), float(relaxation), unsafe, momentum, dual_step, op_norm_sq)
+        return self.rule(algorithm, f, p, settings, params)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class ForwardBackward(Theory):
+    """Forward-backward splitting (PGD), and PnP-PGD with an averaged denoiser: ``step < 2/L``."""
+
+    step_bound = StepBound(2.0, strict=True)
+
+    def rule(self, algorithm: str, f: _FidelityInfo, p: _PriorInfo, s: RunSettings, params: dict) -> AssumptionReport:
+        return _report_pgd(algorithm, f, p, s.step, s.relaxation, s.unsafe, params, self.step_bound)
+
+
+class AcceleratedForwardBackward(Theory):
+    """FISTA with Chambolle-Dossal momentum, convex priors only: ``step <= 1/L``, ``a > 2``."""
+
+    step_bound = StepBound(1.0, strict=False)
+
+    def rule(self, algorithm: str, f: _FidelityInfo, p: _PriorInfo, s: RunSettings, params: dict) -> AssumptionReport:
+        params["momentum"] = float(s.momentum)
+        return _report_fista(algorithm, f, p, s.step, float(s.momentum), s.unsafe, params, self.step_bound)
+
+
+class DouglasRachford(Theory):
+    """Douglas-Rachford splitting (DRS); ``admm=True`` for ADMM, Douglas-Rachford on the dual."""
+
+    def __init__(self, *, admm: bool = False) -> None:
+        self.admm = bool(admm)
+
+    def rule(self, algorithm: str, f: _FidelityInfo, p: _PriorInfo, s: RunSettings, params: dict) -> AssumptionReport:
+        return _report_drs(algorithm, f, p, s.step, s.relaxation, s.unsafe, params, self.admm)
+
+    def __repr__(self) -> str:
+        return f"DouglasRachford(admm={self.admm})"
+
+
+class HalfQuadratic(Theory):
+    """Half-quadratic splitting with a fixed penalty (HQS): forward-backward on a Moreau envelope."""
+
+    def rule(self, algorithm: str, f: _FidelityInfo, p: _PriorInfo, s: RunSettings, params: dict) -> AssumptionReport:
+        return _report_hqs(algorithm, f, p, s.step, s.relaxation, s.unsafe, params)
+
+
+class PrimalDual(Theory):
+    """Chambolle-Pock primal-dual hybrid gradient (PDHG): ``tau sigma ‖K‖² < 1``."""
+
+    @staticmethod
+    def admits(step: float, dual_step: float, op_norm_sq: float) -> bool:
+        """The step condition of the theorem (Chambolle & Pock 2011, Thm 1)."""
+        return step * dual_step * op_norm_sq < 1.0
+
+    def rule(self, algorithm: str, f: _FidelityInfo, p: _PriorInfo, s: RunSettings, params: dict) -> AssumptionReport:
+        params.update(dual_step=s.dual_step, op_norm_sq=s.op_norm_sq)
+        if s.dual_step is None:
+            raise ValueError(f"dual_step is required for {algorithm} assumption checks")
+        return _report_pdhg(algorithm, f, p, s.step, float(s.dual_step), s.op_norm_sq, s.unsafe, params,
+                            self.admits)
+
+
+# name (upper case) -> (name, theory); filled by pnp.run.Algorithm for every subclass declaring a theory
+_THEORIES: dict[str, tuple[str, Theory]] = {}
+
+
+def register_theory(name: str, theory: Theory) -> None:
+    """Let :func:`check_assumptions` find ``theory`` under ``name`` (case-insensitive).
+
+    Every :class:`pnp.run.Algorithm` subclass that sets ``name`` and ``theory`` is registered
+    when it is defined; a later class of the same name replaces the earlier one.
+    """
+    if not isinstance(theory, Theory):
+        raise TypeError(f"theory must be a pnp.assumptions.Theory, got {type(theory).__name__}")
+    _THEORIES[name.upper()] = (name, theory)
 
 
 def check_assumptions(
@@ -592,7 +763,9 @@ def check_assumptions(
     Parameters
     ----------
     algorithm : str
-        One of ``"PGD"``, ``"FISTA"``, ``"ADMM"``, ``"DRS"``, ``"HQS"``, ``"PDHG"``.
+        The ``name`` of an algorithm class, any case: ``"PGD"``, ``"FISTA"``, ``"ADMM"``, ``"DRS"``,
+        ``"HQS"``, ``"PDHG"`` or one defined elsewhere. Its class's :class:`Theory` makes the report
+        (this function is the lookup by name; an algorithm instance calls its theory directly).
     fidelity : DataFidelity
         Data term; read: ``convex`` (default True), ``lipschitz_grad()``, ``grad``, ``prox``,
         ``has_prox``, ``smooth``, ``operator.has_closed_form_normal``.
@@ -628,24 +801,10 @@ def check_assumptions(
     >>> check_assumptions("PGD", F(), G(), step=1.0).verdict
     'guaranteed'
     """
-    alg = algorithm.upper()
-    f = describe_fidelity(fidelity, L)
-    p = describe_prior(prior)
-    params: dict[str, Any] = {"step": float(step), "relaxation": float(relaxation), "L": f.L,
-                              "fidelity": f.name, "prior": p.name, "prior_kind": p.kind}
-    if alg == "PGD":
-        return _report_pgd(f, p, float(step), float(relaxation), unsafe, params)
-    if alg == "FISTA":
-        params["momentum"] = float(momentum)
-        return _report_fista(f, p, float(step), float(momentum), unsafe, params)
-    if alg in ("ADMM", "DRS"):
-        return _report_drs(alg, f, p, float(step), float(relaxation), unsafe, params)
-    if alg == "HQS":
-        return _report_hqs(f, p, float(step), float(relaxation), unsafe, params)
-    if alg == "PDHG":
-        params.update(dual_step=dual_step, op_norm_sq=op_norm_sq)
-        if dual_step is None:
-            raise ValueError("dual_step is required for PDHG assumption checks")
-        return _report_pdhg(f, p, float(step), float(dual_step), op_norm_sq, unsafe, params)
-    raise ValueError(f"algorithm must be one of PGD, FISTA, ADMM, DRS, HQS, PDHG, got {algorithm!r}")
+    entry = _THEORIES.get(str(algorithm).upper())
+    if entry is None:
+        raise ValueError(f"algorithm must be one of {', '.join(n for n, _ in _THEORIES.values())}, got {algorithm!r}")
+    name, theory = entry
+    return theory.assess(name, fidelity, prior, step=step, relaxation=relaxation, L=L, dual_step=dual_step,
+                         op_norm_sq=op_norm_sq, momentum=momentum, unsafe=unsafe)
 

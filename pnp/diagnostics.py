@@ -23,6 +23,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor
 
+# re-exported: the one PSNR of the project (per image, peak 1.0)
+from problems.metrics import psnr
+
 __all__ = [
     "relative_residual",
     "psnr",
@@ -58,23 +61,6 @@ def relative_residual(x_new: Tensor, x_old: Tensor, *, old_norm: float | None = 
     else:
         rel = d / denom
     return rel, d, n_new
-
-
-def psnr(x: Tensor, truth: Tensor, *, peak: float = 1.0) -> float:
-    """PSNR in dB with a fixed ``peak`` (1.0 for [0, 1] images), averaged over the batch.
-
-    Examples
-    --------
-    >>> import torch
-    >>> round(psnr(torch.full((1, 1, 4, 4), 0.1), torch.zeros(1, 1, 4, 4)), 6)
-    20.0
-    """
-    if x.shape != truth.shape:
-        raise ValueError(f"truth has shape {tuple(truth.shape)} but the iterate has {tuple(x.shape)}")
-    diff = (x.detach() - truth.detach().to(x.dtype)).flatten(1)
-    mse = diff.pow(2).mean(dim=1)
-    vals = 10.0 * torch.log10(peak**2 / mse.clamp_min(1e-30))
-    return float(vals.mean())
 
 
 # ---------------------------------------------------------------------- divergence

@@ -24,9 +24,10 @@ from torch import Tensor
 
 from operators.fidelity import PenalizedFidelity
 from priors.classical import Box
+from problems.metrics import psnr
 
-from pnp.assumptions import AssumptionReport, check_assumptions
-from pnp.diagnostics import DivergenceMonitor, MonotonicityCheck, MonotonicityReport, psnr, relative_residual
+from pnp.assumptions import AssumptionReport, Theory, register_theory
+from pnp.diagnostics import DivergenceMonitor, MonotonicityCheck, MonotonicityReport, relative_residual
 from pnp.result import Result
 from pnp.stopping import AllOf, AnyOf, IterationInfo, StoppingCriterion, Tolerance, default_criterion
 
@@ -150,16 +151,25 @@ class Algorithm:
         ``unsafe``) where the plain run has no convergence theorem to keep; ``"auto"`` uses it
         exactly where it keeps one. The assumption report then names the safeguard.
 
-    Subclasses implement :meth:`init`, :meth:`update` and :meth:`_report` and set the class
-    attributes ``name``, ``needs_grad`` and ``needs_fidelity_prox``.
+    Subclasses implement :meth:`init`, :meth:`update` and :meth:`_resolve_step` and set the
+    class attributes ``name``, ``theory`` (the :class:`pnp.assumptions.Theory` whose report
+    :meth:`check_assumptions` returns and whose ``step_bound`` the step obeys), ``needs_grad``
+    and ``needs_fidelity_prox``; :meth:`_theory_settings` adds any number the theorem needs.
     """
 
     name: ClassVar[str] = "algorithm"
+    theory: ClassVar[Theory | None] = None
     needs_grad: ClassVar[bool] = False
     needs_fidelity_prox: ClassVar[bool] = False
     supports_relaxation: ClassVar[bool] = True
     #: gradient methods take a smooth prior into f (see __init__); proximal splittings use its prox
     absorbs_smooth_prior: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # pnp.check_assumptions("NAME", ...) finds the theory of the class that declares that name
+        if "name" in cls.__dict__ and cls.theory is not None:
+            register_theory(cls.name, cls.theory)
 
     def __init__(
         self,
@@ -211,9 +221,16 @@ class Algorithm:
     def _resolve_step(self, step: float | None) -> float:
         raise NotImplementedError
 
+    def _theory_settings(self) -> dict[str, Any]:
+        """The run's numbers passed to :meth:`pnp.assumptions.Theory.assess`."""
+        return {"step": self.step, "relaxation": self.relaxation, "L": self.L, "unsafe": self.unsafe_used}
+
     def _report(self) -> AssumptionReport:
-        return check_assumptions(self.name, self.fidelity, self.prior, step=self.step, relaxation=self.relaxation,
-                                 L=self.L, unsafe=self.unsafe_used)
+        if self.theory is None:
+            return AssumptionReport(self.name, "no guarantee", "",
+                                    reason=f"{self.name} declares no convergence theorem (class attribute theory)",
+                                    unsafe=self.unsafe_used)
+        return self.theory.assess(self.name, self.fidelity, self.prior, **self._theory_settings())
 
     def parameters(self) -> dict[str, Any]:
         """The iteration's parameters (recorded in :attr:`Result.params`)."""
@@ -466,7 +483,7 @@ class Algorithm:
         def measure_psnr(x: Tensor) -> float:
             if use_problem_psnr:
                 return float(self.problem.psnr(x))
-            return psnr(x, truth)
+            return float(psnr(x, truth).mean())  # the problem's score: per-image PSNR averaged over the batch
 
         history: dict[str, list[float]] = {"residual": [], "time": []}
         record_objective = self.has_objective

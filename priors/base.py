@@ -25,6 +25,9 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor
 
+# one tau check for every prox (data terms and priors); priors may import operators, not the reverse
+from operators.checks import check_tau
+
 __all__ = ["Certificate", "Prior", "ProxAccuracy", "check_image", "check_tau", "firmly_nonexpansive_certificate"]
 
 
@@ -316,20 +319,6 @@ def _check_weight(weight: float) -> float:
     if not math.isfinite(w) or w < 0:
         raise ValueError(f"weight must be finite and >= 0, got {weight!r}")
     return w
-
-
-def check_tau(tau: float) -> float:
-    """``tau`` as a finite float >= 0 (a one-element tensor is accepted), else a one-line error."""
-    if isinstance(tau, Tensor):
-        if tau.numel() != 1:
-            raise ValueError("tau must be a scalar; pass a float step")
-        tau = float(tau)
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)):
-        raise TypeError(f"tau must be a float, got {type(tau).__name__}")
-    t = float(tau)
-    if not math.isfinite(t) or t < 0:
-        raise ValueError(f"tau must be finite and >= 0, got {tau!r}")
-    return t
 
 
 def check_image(x: Tensor, name: str) -> None:
