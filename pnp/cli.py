@@ -157,10 +157,11 @@ def build_solve_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=_integer("a nonnegative integer seed", minimum=0, maximum=2**63 - 1), metavar="S",
                    help="seed of the simulated noise (default 0)")
     g = p.add_argument_group("solver")
-    g.add_argument("--prior", metavar="tv|wavelet|tikhonov|bm3d|averaged|dncnn|PATH.pt",
-                   help="regulariser or denoiser (default averaged: the shipped certified averaged denoiser, PnP "
-                   "with a convergence guarantee); dncnn is the shipped unconstrained baseline, any other shipped "
-                   "model name works too")
+    g.add_argument("--prior", metavar="ridge|tv|wavelet|tikhonov|bm3d|averaged|dncnn|PATH.pt",
+                   help="regulariser or denoiser (default ridge: the shipped convex ridge regularizer, a smooth convex "
+                   "problem solved with a convergence guarantee; given a denoiser level, its certified one-step denoiser "
+                   "runs in PnP); averaged is the shipped certified averaged denoiser (PnP), dncnn the shipped "
+                   "unconstrained baseline, any other shipped model name works too")
     g.add_argument("--lam", type=_number("a positive regularisation weight", minimum=0.0, strict=True), metavar="X",
                    help="regularisation weight (default: per prior, scaled with the noise level)")
     g.add_argument("--denoiser-sigma", type=_number("a positive denoiser noise level", minimum=0.0, strict=True),

@@ -67,7 +67,10 @@ __all__ = [
 CLASSICAL: tuple[str, ...] = ("tv", "wavelet", "tikhonov")
 #: denoiser priors known by name (parameter: denoiser ``sigma``); plus ``deepinv:NAME`` and checkpoint paths.
 LEARNED: tuple[str, ...] = ("averaged", "dncnn")
-_SHIPPED = {"averaged": "averaged_gray", "dncnn": "dncnn_gray"}
+#: learned convex regularizers used variationally (parameter: weight ``lam``; ``mu`` follows the
+#: shipped rule, ``priors.ridge.ridge_mu_for_lam``).
+VARIATIONAL: tuple[str, ...] = ("ridge",)
+_SHIPPED = {"averaged": "averaged_gray", "dncnn": "dncnn_gray", "ridge": "ridge_gray"}
 _ALGORITHMS: tuple[str, ...] = ("pgd", "fista", "admm", "drs", "hqs", "pdhg")
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 #: default weight of a classical prior at noise 0.01; scaled by (noise/0.01)**1.5 (centre of the search).
@@ -222,7 +225,7 @@ class PriorEntry:
     @property
     def param(self) -> str:
         """Name of the tuned parameter: ``lam`` (classical) or ``sigma`` (denoiser)."""
-        return "lam" if self.kind in CLASSICAL else "sigma"
+        return "lam" if self.kind in CLASSICAL or self.kind in VARIATIONAL else "sigma"
 
     @property
     def fixed(self) -> float | None:
@@ -236,14 +239,14 @@ class PriorEntry:
 def _prior_kind(prior: str) -> str:
     p = prior.strip()
     low = p.lower()
-    if low in CLASSICAL or low == "bm3d" or low in LEARNED:
+    if low in CLASSICAL or low == "bm3d" or low in LEARNED or low in VARIATIONAL:
         return low
     if low.startswith("deepinv:"):
         return "deepinv"
     if Path(p).suffix.lower() in _CHECKPOINT_SUFFIXES:
         return "checkpoint"
     raise ValueError(
-        f"compare config field 'prior': unknown prior {prior!r}; valid: tv, wavelet, tikhonov, bm3d, averaged, dncnn, "
+        f"compare config field 'prior': unknown prior {prior!r}; valid: tv, wavelet, tikhonov, bm3d, averaged, dncnn, ridge, "
         "deepinv:NAME, or a checkpoint path ending in .pt/.pth/.ckpt"
     )
 
@@ -251,7 +254,7 @@ def _prior_kind(prior: str) -> str:
 def _default_label(prior: str, kind: str) -> str:
     if kind in ("tv",):
         return "TV"
-    if kind in ("wavelet", "tikhonov", "averaged", "dncnn"):
+    if kind in ("wavelet", "tikhonov", "averaged", "dncnn", "ridge"):
         return kind
     if kind == "bm3d":
         return "BM3D"
@@ -536,6 +539,11 @@ class PriorHandle:
             return value * Wavelet()
         if kind == "tikhonov":
             return value * Tikhonov(gradient=True)
+        if kind in VARIATIONAL:
+            from priors.ridge import RidgePrior, ridge_mu_for_lam
+
+            model = self.denoiser.inner
+            return RidgePrior(model, weight=value, mu=ridge_mu_for_lam(model, value, _SHIPPED[kind]))
         prior = denoiser_at_level(self.denoiser, value, self.sigma_range)
         prior.name = f"pnp-{type(self.denoiser.inner).__name__}"
         return prior
@@ -544,7 +552,7 @@ class PriorHandle:
         """How a denoiser runs at parameter ``value``: its sigma and relaxation strength."""
         from priors.pnp_prior import relaxed_level
 
-        if self.entry.kind in CLASSICAL:
+        if self.entry.kind in CLASSICAL or self.entry.kind in VARIATIONAL:
             return None
         sigma, strength = relaxed_level(value, self.sigma_range)
         return {"sigma": sigma, "strength": strength}
@@ -557,6 +565,11 @@ class PriorHandle:
         if kind in CLASSICAL:
             c = _LAM_AT_REF[kind] * (max(noise, 1e-3) / 0.01) ** 1.5
             return (c / 10.0, c * 10.0)
+        if kind in VARIATIONAL:
+            from priors.ridge import ridge_weights
+
+            c = ridge_weights(self.denoiser.inner, noise, _SHIPPED[kind])[0]
+            return (c / 4.0, c * 4.0)
         lo, hi = 0.5 * noise, 5.0 * noise
         if self.sigma_range is not None:
             # below the trained floor the denoiser is relaxed (priors.denoiser_at_level); above it is refused

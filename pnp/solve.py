@@ -80,12 +80,6 @@ SHIPPED_PRIORS: dict[str, str] = {"averaged": "averaged_gray", "dncnn": "dncnn_g
 #: reaches 24.38 dB at iteration 100 and 24.33 at 300 (residual 3.5e-5, still falling).
 PNP_SIGMA_SCALE: dict[str, float] = {"averaged_gray": 0.16}
 
-#: Default weights of the shipped convex ridge regularizers in ``1/2 ||Ax - y||^2 + lam R_mu(x)``:
-#: ``log lam = a + b log(noise / reference)`` and the same for ``mu``, fitted by
-#: ``python scripts/tune_ridge.py --model priors/weights/ridge_gray.pt --task deblur`` on the held-out
-#: image (gaussian:1.6 blur, noise 0.01 / 0.03 / 0.05, FISTA).
-RIDGE_WEIGHTS: dict[str, dict] = {}
-
 #: File suffixes read as learned-denoiser checkpoints by ``priors.load_checkpoint``.
 CHECKPOINT_SUFFIXES: tuple[str, ...] = (".pt", ".pth", ".ckpt")
 
@@ -112,10 +106,12 @@ class SolverSpec:
     prior : str
         ``"tv"``, ``"wavelet"`` (orthonormal db4, 3 levels, l1 on details), ``"tikhonov"``
         (gradient-l2, ``½‖∇x‖²``), ``"bm3d"`` (Plug-and-Play, needs the ``bm3d`` extra),
-        ``"averaged"`` / ``"dncnn"`` (the shipped learned denoisers ``averaged_gray`` /
-        ``dncnn_gray``, see :data:`SHIPPED_PRIORS`) or any name of ``priors.pretrained_names()``
-        (Plug-and-Play), or the path of a learned-denoiser checkpoint (``.pt``) read by
-        ``priors.load_checkpoint``.
+        ``"ridge"`` (default: the shipped convex ridge regularizer ``ridge_gray``, solved as the
+        smooth convex problem ``1/2 ||Ax - y||^2 + lam R_mu(x)``; with ``denoiser_sigma`` its
+        certified one-step denoiser runs in PnP instead), ``"averaged"`` / ``"dncnn"`` (the
+        shipped learned denoisers ``averaged_gray`` / ``dncnn_gray``, see :data:`SHIPPED_PRIORS`)
+        or any name of ``priors.pretrained_names()`` (Plug-and-Play), or the path of a
+        learned-denoiser checkpoint (``.pt``) read by ``priors.load_checkpoint``.
     lam : float or None
         Regularisation weight (> 0). ``None``: for a classical prior, :func:`default_lam`
         (scaled with the noise level); for a denoiser prior, the denoiser runs at the fixed
@@ -151,7 +147,7 @@ class SolverSpec:
     'pgd'
     """
 
-    prior: str = "averaged"
+    prior: str = "ridge"
     lam: float | None = None
     denoiser_sigma: float | None = None
     algorithm: str = "pgd"
@@ -634,31 +630,9 @@ def _checkpoint_sigma(model: Any, noise: float) -> tuple[float | None, str]:
     return (noise if noise > 0 else None), "noise level"
 
 
-def ridge_weights(model: Any, noise: float, name: str = "") -> tuple[float, float, str]:
-    """Default ``(lam, mu)`` of a convex ridge regularizer for ``1/2 ||Ax - y||^2 + lam R_mu(x)``.
-
-    A shipped model uses the log-linear rule of :data:`RIDGE_WEIGHTS`, fitted by
-    ``scripts/tune_ridge.py --task deblur`` on the held-out image; another checkpoint starts from
-    its own one-step values (``lam = 2c/L`` at the training level, scaled like the MAP weight
-    ``noise^2``; ``mu`` inversely proportional to the noise).
-    """
-    level = max(float(noise), 1e-3)
-    rule = RIDGE_WEIGHTS.get(name)
-    if rule is not None:
-        ref = rule["reference"]
-        t = math.log(level / ref)
-        return (math.exp(rule["lam"][0] + rule["lam"][1] * t), math.exp(rule["mu"][0] + rule["mu"][1] * t),
-                f"rule fitted on the held-out image for noise {noise:g} (scripts/tune_ridge.py)")
-    sref = float(model.config.sigma_ref)
-    c = float(model.step_fraction(torch.tensor(sref)))
-    lam = 2 * c / model.grad_lipschitz() * (level / sref) ** 2
-    mu = float(model.mu().detach()) * sref / level
-    return lam, mu, f"model's one-step values scaled to noise {noise:g} (untuned)"
-
-
 def _ridge_prior(model: Any, lam: float | None, noise: float, info: dict) -> tuple[Any, dict]:
     """A convex ridge regularizer as the smooth variational prior ``lam R_mu`` (see priors.ridge)."""
-    from priors.ridge import RidgePrior
+    from priors.ridge import RidgePrior, ridge_weights
 
     dlam, mu, source = ridge_weights(model, noise, info.get("model", ""))
     if lam is not None:

@@ -48,7 +48,8 @@ from .base import Certificate, Prior, cached_certificate
 from .certify import empirical_lipschitz
 from .spectral import conv_norm_bound
 
-__all__ = ["RidgeConfig", "LinearSpline", "RidgeRegularizer", "RidgePrior"]
+__all__ = ["RidgeConfig", "LinearSpline", "RidgeRegularizer", "RidgePrior", "RIDGE_WEIGHTS", "ridge_weights",
+           "ridge_mu_for_lam"]
 
 
 @dataclass(frozen=True)
@@ -441,3 +442,60 @@ class RidgePrior(Prior):
 
     def __repr__(self) -> str:
         return f"RidgePrior(weight={self.weight:g}, mu={self.mu:g})"
+
+
+#: Default weights of the shipped convex ridge regularizers in ``1/2 ||Ax - y||^2 + lam R_mu(x)``:
+#: ``log lam = a + b log(noise / reference)`` and the same for ``mu``, fitted by
+#: ``python scripts/tune_ridge.py --model priors/weights/ridge_gray.pt --task deblur`` on the held-out
+#: image (gaussian:1.6 blur, noise 0.01 / 0.03 / 0.05, PGD with safeguarded Anderson; motorcycle
+#: 128², one run: PSNR 24.92 / 23.32 / 22.45 dB at lam 0.0342 / 0.154 / 0.214 and mu 22.5 / 15.0 /
+#: 9.0; record in priors/results/ridge_tune_deblur.json).
+RIDGE_WEIGHTS: dict[str, dict] = {
+    "ridge_gray": {"reference": 0.01, "lam": (-3.3235, 1.1753), "mu": (3.1588, -0.5375)},
+}
+
+
+def ridge_weights(model: RidgeRegularizer, noise: float, name: str = "") -> tuple[float, float, str]:
+    """Default ``(lam, mu)`` for noise level ``noise``, and where they come from.
+
+    A shipped model uses the log-linear rule of :data:`RIDGE_WEIGHTS`; another one starts from its
+    own one-step values (``lam = 2c/L`` at the training level scaled like the MAP weight
+    ``noise^2``, ``mu`` inversely proportional to the noise).
+
+    >>> net = RidgeRegularizer(hidden=2, channels=4, kernel_size=3, knots=5)
+    >>> lam, mu, _ = ridge_weights(net, 0.01, "ridge_gray")
+    >>> round(lam, 4), round(mu, 2)
+    (0.036, 23.54)
+    """
+    level = max(float(noise), 1e-3)
+    rule = RIDGE_WEIGHTS.get(name)
+    if rule is not None:
+        t = math.log(level / rule["reference"])
+        return (math.exp(rule["lam"][0] + rule["lam"][1] * t), math.exp(rule["mu"][0] + rule["mu"][1] * t),
+                f"rule fitted on the held-out image for noise {noise:g} (scripts/tune_ridge.py)")
+    sref = float(model.config.sigma_ref)
+    with torch.no_grad():
+        c = float(model.step_fraction(torch.tensor(sref)))
+        mu = float(model.mu()) * sref / level
+    lam = 2 * c / model.grad_lipschitz() * (level / sref) ** 2
+    return lam, mu, f"model's one-step values scaled to noise {noise:g} (untuned)"
+
+
+def ridge_mu_for_lam(model: RidgeRegularizer, lam: float, name: str = "") -> float:
+    """The ``mu`` that goes with ``lam`` along the default rule (one parameter for tuners).
+
+    >>> net = RidgeRegularizer(hidden=2, channels=4, kernel_size=3, knots=5)
+    >>> lam, mu, _ = ridge_weights(net, 0.03, "ridge_gray")
+    >>> abs(ridge_mu_for_lam(net, lam, "ridge_gray") - mu) < 1e-9 * mu
+    True
+    """
+    rule = RIDGE_WEIGHTS.get(name)
+    if rule is not None:
+        t = (math.log(lam) - rule["lam"][0]) / rule["lam"][1]
+        return math.exp(rule["mu"][0] + rule["mu"][1] * t)
+    sref = float(model.config.sigma_ref)
+    with torch.no_grad():
+        c = float(model.step_fraction(torch.tensor(sref)))
+        mu_ref = float(model.mu())
+    level = sref * math.sqrt(lam * model.grad_lipschitz() / (2 * c))  # invert lam(noise) above
+    return mu_ref * sref / max(level, 1e-3)

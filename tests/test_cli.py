@@ -297,7 +297,7 @@ def test_input_dir_writes_records_figures_and_summary(image_dir, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [Path(r["file"]).name for r in summary["images"]] == ["a.png", "b.png", "c.png"]
     assert summary["failed"] == []
-    for fragment in ("a.png", "b.png", "c.png", "mean", "PSNR", "guaranteed (PnP forward-backward",
+    for fragment in ("a.png", "b.png", "c.png", "mean", "PSNR", "guaranteed (", "orward-backward",
                      "summary.md"):
         assert fragment in stdout
     assert "solve" in err  # the progress bar
@@ -442,10 +442,24 @@ def test_shipped_prior_by_name(tiny_model, tmp_path, monkeypatch):
     assert SolverSpec(prior="averaged_gray").is_shipped  # any installed model name is accepted
 
 
-def test_no_argument_solve_is_certified_pnp_with_the_shipped_averaged_prior(tmp_path):
-    """`stablepnp solve` without a prior runs PnP with the shipped averaged denoiser and says why it converges."""
+def test_no_argument_solve_is_the_guaranteed_convex_ridge_problem(tmp_path):
+    """`stablepnp solve` without a prior solves 1/2||Ax - y||^2 + lam R(x) with the shipped convex ridge
+    regularizer by gradient steps on the smooth sum, and names the theorem."""
     out_json = tmp_path / "r.json"
-    code, out, err = run_cli(["solve", "--size", "48", "--max-iter", "4", "--no-figure", "--quiet",
+    code, out, err = run_cli(["solve", "--size", "48", "--max-iter", "20", "--no-figure", "--quiet",
+                              "--out", str(tmp_path), "--json", str(out_json)])
+    assert code == 0, err
+    record = json.loads(out_json.read_text())
+    assert record["prior"] == "ridge" and record["algorithm"] == "pgd"
+    g = record["guarantee"]
+    assert g["verdict"] == "guaranteed" and "forward-backward" in g["theorem"].lower()
+    assert record["psnr"] > record["psnr_observed"]
+
+
+def test_solve_with_the_shipped_averaged_prior_is_certified_pnp(tmp_path):
+    """`stablepnp solve --prior averaged` runs PnP with the shipped averaged denoiser and says why it converges."""
+    out_json = tmp_path / "r.json"
+    code, out, err = run_cli(["solve", "--size", "48", "--max-iter", "4", "--no-figure", "--quiet", "--prior", "averaged",
                               "--out", str(tmp_path), "--json", str(out_json)])
     assert code == 0, err
     record = json.loads(out_json.read_text())
@@ -468,7 +482,7 @@ def test_shipped_prior_default_level_uses_the_tuned_scale(tiny_model, tmp_path, 
     monkeypatch.setattr(priors.pretrained, "WEIGHTS_DIR", weights)
     monkeypatch.setattr(pnp.solve, "PNP_SIGMA_SCALE", {"averaged_gray": 3.0})
     out_json = tmp_path / "r.json"
-    code, _, err = run_cli(["solve", "--size", "32", "--noise", "0.02", "--max-iter", "2", "--quiet",
+    code, _, err = run_cli(["solve", "--prior", "averaged", "--size", "32", "--noise", "0.02", "--max-iter", "2", "--quiet",
                             "--no-figure", "--out", str(tmp_path), "--json", str(out_json)])
     assert code == 0, err
     record = json.loads(out_json.read_text())
@@ -478,7 +492,7 @@ def test_shipped_prior_default_level_uses_the_tuned_scale(tiny_model, tmp_path, 
     full_alpha = record["guarantee"]["report"]["alpha"]
     # below the trained floor (5/255): the denoiser runs there, relaxed; the guarantee follows
     monkeypatch.setattr(pnp.solve, "PNP_SIGMA_SCALE", {"averaged_gray": 0.5})
-    code, _, err = run_cli(["solve", "--size", "32", "--noise", "0.02", "--max-iter", "2", "--quiet",
+    code, _, err = run_cli(["solve", "--prior", "averaged", "--size", "32", "--noise", "0.02", "--max-iter", "2", "--quiet",
                             "--no-figure", "--out", str(tmp_path), "--json", str(out_json)])
     assert code == 0, err
     record = json.loads(out_json.read_text())

@@ -43,7 +43,8 @@ def test_spline_integral_is_the_antiderivative():
     with torch.no_grad():
         s.raw.uniform_(0, 1)
     x = torch.linspace(-0.6, 0.6, 1201, dtype=torch.float64).view(1, 1, 1, -1).expand(1, 3, 1, -1).contiguous()
-    psi, sig = s.integral(x), s(x)
+    with torch.no_grad():
+        psi, sig = s.integral(x), s(x)
     # trapezoid integration of sigma from 0 reproduces psi (psi(0) = 0)
     h = float(x[0, 0, 0, 1] - x[0, 0, 0, 0])
     cum = torch.cumsum(0.5 * (sig[..., 1:] + sig[..., :-1]) * h, dim=-1)
@@ -198,3 +199,39 @@ def test_solve_with_a_ridge_model_file_is_a_guaranteed_smooth_convex_solve(tmp_p
     text = json.dumps(data)
     assert "guaranteed" in text and "not guaranteed" not in text
     assert "ridge" in text
+
+
+def test_shipped_ridge_model_holds_its_certificate_and_records_its_data():
+    import json
+    from pathlib import Path
+
+    from priors.pretrained import WEIGHTS_DIR, load_pretrained
+
+    net = load_pretrained("ridge_gray")  # certificate recomputed on load
+    cert = net.certificate()
+    assert cert.lipschitz == 1.0 and cert.alpha is not None and cert.alpha <= net.config.safety
+    lo, hi = net.config.sigma_range
+    emp = empirical_lipschitz(net, sigmas=(lo, hi), shape=(2, 1, 24, 24), power_iters=10, ascent_steps=10)
+    assert emp["max"] <= 1.0 + 1e-5
+    # the gradient bound dominates a long power iteration on W^T S W (float32 model)
+    est = float(net._power(iterations=200, slopes=net.spline.max_slopes().detach()))
+    assert est <= net.grad_lipschitz() * (1 + 1e-4)
+    # every training photo fetched from the registry packages is listed with its checksum
+    photos = json.loads(Path(WEIGHTS_DIR / "ridge_gray.photos.json").read_text())
+    assert photos and all(len(p["sha256"]) == 64 for p in photos)
+    assert net.training_info["data"]["folders"] == {"data/photos": len(photos)}
+
+
+def test_ridge_step_follows_the_recomputed_bound_so_inflated_norms_keep_the_certificate(monkeypatch):
+    """Another machine's slightly larger norm bound (or a 1 % one) only shrinks the step: the map
+    stays (c L_true / L_used)-averaged with L_used >= L_true, so the stored claim still holds."""
+    import priors.spectral as spectral
+    from priors.pretrained import WEIGHTS_DIR, load_checkpoint
+
+    base = load_checkpoint(WEIGHTS_DIR / "ridge_gray.pt")
+    L0 = base.grad_lipschitz()
+    orig = spectral._norms
+    monkeypatch.setattr(spectral, "_norms", lambda mats: orig(mats) * 1.01)
+    net = load_checkpoint(WEIGHTS_DIR / "ridge_gray.pt")
+    assert net.grad_lipschitz() == pytest.approx(L0 * 1.01 ** 2, rel=1e-3)
+    assert net.certificate().alpha == pytest.approx(base.certificate().alpha)

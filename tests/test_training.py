@@ -270,7 +270,7 @@ def test_photos_and_user_folders_are_used_and_described(tmp_path):
     assert summary["finished"]
 
 
-@pytest.mark.parametrize("name", ["averaged_gray", "averaged_unconstrained_gray", "dncnn_gray"])
+@pytest.mark.parametrize("name", ["averaged_gray", "averaged_unconstrained_gray", "dncnn_gray", "ridge_gray"])
 def test_shipped_weights_come_with_their_config_and_log(name):
     import gzip
 
@@ -309,7 +309,12 @@ def _norms_as_on_another_machine(monkeypatch, *, factor: float = 1.0, dtype: tor
     monkeypatch.setattr(spectral, "_norms", norms)
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+# The ridge model's claim (Lipschitz 1, alpha = c) does not depend on ||W||: its step is 2c / L with
+# L the recomputed bound itself, so larger norms give a smaller step and the same certificate.
+NORM_DEPENDENT = [p for p in SHIPPED if p.stem != "ridge_gray"]
+
+
+@pytest.mark.parametrize("path", NORM_DEPENDENT, ids=lambda p: p.stem)
 def test_shipped_certificate_check_tolerates_rounding_but_not_a_1_percent_change(path, monkeypatch):
     eps32 = torch.finfo(torch.float32).eps
     # the same weights certified with float64 SVDs, or with every norm a few ulps larger: the file loads

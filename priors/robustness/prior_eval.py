@@ -90,8 +90,8 @@ def amplification_pgd(f: Map, u: torch.Tensor, *, eps: float, steps: int = 20, s
     Examples
     --------
     >>> out = amplification_pgd(lambda x: 3 * x, torch.rand(2, 1, 4, 4), eps=0.1, steps=2)
-    >>> round(out["max"], 5)
-    3.0
+    >>> abs(out["max"] - 3.0) < 1e-3  # a linear map: the ratio is its gain (float32 rounding aside)
+    True
     """
     u = u.detach()
     with torch.no_grad():
