@@ -79,6 +79,7 @@ def _bench_ridge(path: str, img: torch.Tensor, fwd: dict, repeats: int) -> None:
 
     base_mb = _peak_rss_mb(lambda: None)
     peak = _peak_rss_mb(denoise_big)
+    print()
     print("| convex ridge prior (model file) | value |")
     print("|---|---|")
     print(f"| one-step denoiser forward, 256x256 grey | {1e3 * t_den:.1f} ms ({t_den / fwd['DnCNN ours (random init)']:.2f}x our DnCNN) |")
