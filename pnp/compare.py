@@ -679,11 +679,15 @@ def _problem(image: str, kernel: str, noise: float, *, size: int | None, gray: b
 
 def _algorithm(handle: PriorHandle, value: float, algorithm: str, step_factor: float, problem: Any) -> Any:
     from pnp import ALGORITHMS
+    from pnp.acceleration import SUPPORTED_ALGORITHMS
 
     prior = handle.make(value)
     L = problem.fidelity.lipschitz_grad()
     step = None if step_factor == 1.0 or not L else step_factor / L
-    return ALGORITHMS[algorithm](problem, prior, step=step, relaxation=handle.entry.relaxation)
+    cls = ALGORITHMS[algorithm]
+    # the same default as `stablepnp solve`: safeguarded Anderson wherever it keeps the theorem
+    extra = {"accelerate": "auto"} if cls.name in SUPPORTED_ALGORITHMS else {}
+    return cls(problem, prior, step=step, relaxation=handle.entry.relaxation, **extra)
 
 
 def _scores(x: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
@@ -726,6 +730,13 @@ def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "to_dict"):
         return _jsonable(obj.to_dict())
     return str(obj)
+
+
+def _acceleration_key(algorithm: str) -> dict[str, str]:
+    """Cells of accelerated algorithms are keyed by the acceleration (FISTA/PDHG cells keep their old keys)."""
+    from pnp.acceleration import SUPPORTED_ALGORITHMS
+
+    return {"accelerate": "auto"} if algorithm.upper() in SUPPORTED_ALGORITHMS else {}
 
 
 def _key(d: Mapping[str, Any]) -> str:
@@ -798,7 +809,8 @@ def tune(
                          seed=config.seed) for k in kernels]
     base_key = {"format": _FORMAT, "fp": handle.fingerprint, "algorithm": algorithm, "noise": noise,
                 "relaxation": entry.relaxation, "image": tcfg.image, "size": size, "gray": config.gray,
-                "kernels": kernels, "boundary": config.boundary, "seed": config.seed, "max_iter": max_iter, "tol": tol}
+                "kernels": kernels, "boundary": config.boundary, "seed": config.seed, "max_iter": max_iter, "tol": tol,
+                **_acceleration_key(algorithm)}
     evals: list[dict[str, Any]] = []
 
     def evaluate(value: float, factor: float) -> float:
@@ -982,7 +994,8 @@ def run_suite(
                                     "kernel": kernel, "noise": nz, "boundary": config.boundary, "seed": config.seed,
                                     "fp": m.handle.fingerprint, "algorithm": m.algorithm,
                                     "relaxation": e.relaxation, "param": t["param"], "value": t["value"],
-                                    "step_factor": t["step_factor"], "max_iter": max_iter, "tol": tol}
+                                    "step_factor": t["step_factor"], "max_iter": max_iter, "tol": tol,
+                                    **_acceleration_key(m.algorithm)}
                         key = _key(cell_cfg)
                         path = out_dir / "cells" / f"{key}.json"
                         rec = None if force else _read_json(path)
