@@ -292,8 +292,8 @@ class LinearOperator:
         return float(value)
 
     def _power_norm(self, shape: Shape, *, tol: float, max_iter: int, dtype: torch.dtype) -> float:
-        gen = torch.Generator().manual_seed(1234)
-        v = torch.randn(shape, generator=gen, dtype=dtype)
+        gen = torch.Generator().manual_seed(1234)  # seeded on the CPU, then moved to the operator's device
+        v = torch.randn(shape, generator=gen, dtype=dtype).to(getattr(self, "device", None) or "cpu")
         v = v / torch.linalg.vector_norm(v)
         mu_old = None
         mu = torch.zeros((), dtype=dtype)
@@ -304,13 +304,24 @@ class LinearOperator:
                 mu = _dot(v, w)
                 res = torch.linalg.vector_norm(w - mu * v)
                 w_norm = torch.linalg.vector_norm(w)
+                # <v, A^T A v> = ||A v||^2 >= 0 when the adjoint is the adjoint: otherwise no norm is certified
+                if mu < -1e3 * torch.finfo(dtype).eps * w_norm:
+                    raise ValueError(self._not_adjoint_message(float(mu)))
                 if w_norm == 0:
                     return 0.0
                 v = w / w_norm
                 if mu_old is not None and abs(mu - mu_old) <= tol * abs(mu):
                     break
                 mu_old = mu
-        return math.sqrt(max(float(mu + res), 0.0))
+        return math.sqrt(max(float(mu + res) + self._rounding_allowance(shape, dtype, float(mu)), 0.0))
+
+    def _rounding_allowance(self, shape: Shape, dtype: torch.dtype, mu: float) -> float:
+        """Extra margin added to the estimate of ``||A||^2`` for rounding (none: float64 by default)."""
+        return 0.0
+
+    def _not_adjoint_message(self, mu: float) -> str:
+        return (f"{self!r}.norm: <v, A^T(A(v))> = {mu:.3g} < 0, so the adjoint is not the adjoint of A "
+                "(check adjoint_test()); no norm can be certified")
 
     def adjoint_test(
         self, shape: Shape | None = None, *, dtype: torch.dtype = torch.float64, seed: int = 0
