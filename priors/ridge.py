@@ -66,6 +66,24 @@ class RidgeConfig(ModelConfigMixin):
     safety: float = 0.95  # c in tau = 2 c / L: alpha <= safety
     sigma_ref: float = 25 / 255
     sigma_range: tuple[float, float] = (25 / 255, 25 / 255)
+    # "onestep": D = one averaged gradient step; "prox": D = prox of lam(sigma) R_mu(sigma), computed to a
+    # certified tolerance (firmly nonexpansive), trained by solving to solve_tol and back-propagating
+    # through the last backprop_steps gradient steps from the solution (truncated implicit gradient)
+    denoiser: str = "onestep"
+    prox_tol: float = 1e-4  # inference: ||x - prox(y)|| <= prox_tol ||y||, certified by strong convexity
+    solve_tol: float = 2e-3  # training: relative accuracy of the forward solve
+    solve_iterations: int = 200  # cap of the inner solver (training and inference)
+    backprop_steps: int = 3
+    # ablation switches (scripts/ablate_ridge.py); a model with any of them off has no certificate
+    tied: bool = True  # the adjoint uses W's own kernel (a gradient of R); False: a separate kernel
+    monotone: bool = True  # spline slopes clamped to [0, 1]; False: any real slopes
+    step_cap: bool = True  # step fraction c(sigma) <= safety; False: c(sigma) unbounded (log-linear)
+    spline_lr_factor: float = 5.0  # learning rate of the splines / of the scalars, relative to the kernels'
+    scalar_lr_factor: float = 50.0
+
+    @property
+    def certified(self) -> bool:
+        return self.tied and self.monotone and self.step_cap
 
     def __post_init__(self) -> None:
         if self.in_channels < 1 or self.hidden < 1 or self.channels < 1 or self.factors < 1:
@@ -81,6 +99,14 @@ class RidgeConfig(ModelConfigMixin):
         lo, hi = self.sigma_range
         if not 0 < lo <= hi:
             raise ValueError(f"sigma_range must be (lo, hi) with 0 < lo <= hi, got {self.sigma_range}")
+        if self.denoiser not in ("onestep", "prox"):
+            raise ValueError(f"denoiser must be 'onestep' or 'prox', got {self.denoiser!r}")
+        if not (0 < self.prox_tol < 1 and 0 < self.solve_tol < 1):
+            raise ValueError("prox_tol and solve_tol must lie in (0, 1)")
+        if self.solve_iterations < 1 or self.backprop_steps < 1:
+            raise ValueError("solve_iterations and backprop_steps must be >= 1")
+        if self.denoiser == "prox" and not self.certified:
+            raise ValueError("the ablation switches tied / monotone / step_cap apply to denoiser: onestep only")
 
     @property
     def composed_size(self) -> int:
@@ -101,16 +127,17 @@ class LinearSpline(nn.Module):
     [-0.5, 0.125]
     """
 
-    def __init__(self, channels: int, *, knots: int = 21, knot_range: float = 0.1) -> None:
+    def __init__(self, channels: int, *, knots: int = 21, knot_range: float = 0.1, monotone: bool = True) -> None:
         super().__init__()
         self.channels, self.knots, self.range = channels, knots, float(knot_range)
+        self.monotone = monotone
         self.delta = 2 * self.range / (knots - 1)
         # slope 1/2 everywhere (a clipped linear function, psi = Huber): inside (0, 1), where the
         # clamp passes gradients (at exactly 0 or 1 torch's clamp has a zero gradient)
         self.raw = nn.Parameter(torch.full((channels, knots - 1), 0.5))
 
     def slopes(self) -> Tensor:
-        return self.raw.clamp(0.0, 1.0)
+        return self.raw.clamp(0.0, 1.0) if self.monotone else self.raw
 
     def max_slopes(self) -> Tensor:
         """Largest slope of each channel's spline (its Lipschitz constant), shape (C,)."""
@@ -187,22 +214,30 @@ class RidgeRegularizer(deepinv.models.Denoiser):
             w = torch.empty(b, a, k, k)
             nn.init.kaiming_uniform_(w, a=math.sqrt(5))
             self.factors.append(nn.Parameter(w))
-        self.spline = LinearSpline(cfg.channels, knots=cfg.knots, knot_range=cfg.knot_range)
+        self.spline = LinearSpline(cfg.channels, knots=cfg.knots, knot_range=cfg.knot_range, monotone=cfg.monotone)
         # log mu(sigma) = m0 + m1 log(sigma / sigma_ref); c(sigma) = safety * sigmoid(c0 + c1 log(sigma / sigma_ref))
         self.mu_raw = nn.Parameter(torch.tensor([0.0, 0.0]))
-        self.step_raw = nn.Parameter(torch.tensor([4.0, 0.0]))
+        if cfg.denoiser == "prox":
+            # log lam(sigma) = l0 + l1 log(sigma / sigma_ref); starts at the MAP-like lam ~ sigma^2
+            self.lam_raw = nn.Parameter(torch.tensor([0.0, 2.0]))
+        else:
+            self.step_raw = nn.Parameter(torch.tensor([4.0, 0.0]))
+        self.last_prox_error: float | None = None
+        self.last_prox_iterations = 0
         self.register_buffer("power_vector", torch.randn(1, cfg.in_channels, 24, 24))
         self.register_buffer("lip_estimate", torch.tensor(0.0))
         with torch.no_grad():  # scale the factors so that ||W|| = 1 at initialisation
             n = self._power(iterations=30, slopes=torch.ones(cfg.channels))
             for w in self.factors:
                 w.div_(max(n, 1e-12) ** (0.5 / len(self.factors)))
+        if not cfg.tied:  # ablation: the adjoint's kernel starts equal to W's and is learned apart
+            self.factors_t = nn.ParameterList([nn.Parameter(w.detach().clone()) for w in self.factors])
         self._warned_range = False
 
     # -- the linear map --------------------------------------------------------------------------
-    def kernel(self) -> Tensor:
+    def kernel(self, factors: nn.ParameterList | None = None) -> Tensor:
         """The composed, zero-mean kernel of ``W`` (channels, in_channels, 2k-1, 2k-1)."""
-        ws = [w - w.mean(dim=(1, 2, 3), keepdim=True) for w in self.factors]
+        ws = [w - w.mean(dim=(1, 2, 3), keepdim=True) for w in (self.factors if factors is None else factors)]
         kern = ws[0]
         for w in ws[1:]:
             # (w o kern)[o, i] = sum_m w[o, m] * kern[m, i] (full 2-D convolution of the kernels)
@@ -251,11 +286,21 @@ class RidgeRegularizer(deepinv.models.Denoiser):
         s = torch.as_tensor(sigma, dtype=self.mu_raw.dtype)
         return torch.exp(self.mu_raw[0] + self.mu_raw[1] * self._log_ratio(s))
 
-    def grad(self, x: Tensor, mu: float | Tensor = 1.0) -> Tensor:
+    def lam(self, sigma: float | Tensor | None = None) -> Tensor:
+        """Weight ``lam(sigma)`` of the prox denoiser (``denoiser: prox`` models only)."""
+        if self.config.denoiser != "prox":
+            raise ValueError("lam(sigma) exists only for models with denoiser: prox")
+        if sigma is None:
+            return torch.exp(self.lam_raw[0])
+        s = torch.as_tensor(sigma, dtype=self.lam_raw.dtype)
+        return torch.exp(self.lam_raw[0] + self.lam_raw[1] * self._log_ratio(s))
+
+    def grad(self, x: Tensor, mu: float | Tensor = 1.0, kern: Tensor | None = None) -> Tensor:
         """``grad R_mu(x) = W^T sigma(mu W x) / mu``."""
         mu = torch.as_tensor(mu, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
-        kern = self.kernel()
-        return self.Wt(self.spline(mu * self.W(x, kern)), kern) / mu
+        kern = self.kernel() if kern is None else kern
+        kern_t = kern if self.config.tied else self.kernel(self.factors_t)
+        return self.Wt(self.spline(mu * self.W(x, kern)), kern_t) / mu
 
     def cost(self, x: Tensor, mu: float | Tensor = 1.0) -> Tensor:
         """``R_mu(x)`` per batch element, shape (B,)."""
@@ -280,13 +325,73 @@ class RidgeRegularizer(deepinv.models.Denoiser):
         return s.clamp(lo, hi)
 
     def step_fraction(self, sigma: Tensor) -> Tensor:
-        return self.config.safety * torch.sigmoid(self.step_raw[0] + self.step_raw[1] * self._log_ratio(sigma))
+        t = self.step_raw[0] + self.step_raw[1] * self._log_ratio(sigma)
+        if not self.config.step_cap:  # ablation: same parametrisation at init (c = safety sigmoid(4)), no cap
+            return self.config.safety * torch.sigmoid(self.step_raw.new_tensor(4.0)) * torch.exp(t - 4.0)
+        return self.config.safety * torch.sigmoid(t)
+
+    def solve_prox(self, y: Tensor, lam: Tensor, mu: Tensor, lip: float, *, tol: float,
+                   max_iter: int) -> tuple[Tensor, Tensor, int]:
+        """``argmin_x 1/2 ||x - y||^2 + lam R_mu(x)`` per batch element (``lam``, ``mu`` of shape (B,)).
+
+        Accelerated gradient for a 1-strongly convex, ``(1 + lam lip)``-smooth objective (linear
+        rate ``1 - 1/sqrt(kappa)``), started at ``y``; stops when every element's certified error
+        ``||x - x*|| <= ||grad F(x)||`` is below ``tol ||y||``.  Returns ``(x, errors, iterations)``.
+        Runs under the caller's grad mode: with gradients on, ``x`` is differentiable in ``y`` through
+        the iterations (used by the adversarial search of the certificate; the weights are detached).
+        """
+        lam = lam.to(y.dtype).reshape(-1, 1, 1, 1)
+        mu = mu.to(y.dtype).reshape(-1, 1, 1, 1)
+        kern = self.kernel().detach()
+        smooth = 1 + lam * lip
+        rq = (1 / smooth).sqrt()
+        beta = (1 - rq) / (1 + rq)
+        target = tol * y.flatten(1).norm(dim=1) + 1e-12
+        x = z = y
+        for k in range(max_iter + 1):
+            g = (z - y) + lam * self.grad(z, mu, kern)
+            # the gradient at the extrapolated point certifies it: ||z - x*|| <= ||grad F(z)||
+            err = g.detach().flatten(1).norm(dim=1)
+            if bool((err <= target).all()) or k == max_iter:
+                return z, err, k
+            x_new = z - g / smooth
+            z = x_new + beta * (x_new - x)
+            x = x_new
+        raise AssertionError("unreachable")
+
+    def _prox_forward(self, x: Tensor, s: Tensor) -> Tensor:
+        cfg = self.config
+        lam = self.lam(s.to(self.lam_raw.dtype)).to(x.dtype)
+        mu = self.mu(s.to(self.mu_raw.dtype)).to(x.dtype)
+        if not self.training:
+            out, err, k = self.solve_prox(x, lam, mu, self.grad_lipschitz(), tol=cfg.prox_tol,
+                                          max_iter=cfg.solve_iterations)
+            self.last_prox_error, self.last_prox_iterations = float(err.max()), k
+            return out
+        # training: the forward solve is not differentiated; the gradient flows through the last
+        # backprop_steps gradient steps taken from the solution (a truncated Neumann series of
+        # the implicit gradient, a positive-definite preconditioning of it)
+        with torch.no_grad():
+            lip = 1.2 * float(self._power(iterations=3, slopes=self.spline.max_slopes()))
+            self.lip_estimate.fill_(lip / 1.2)
+            sol, _, _ = self.solve_prox(x, lam.detach(), mu.detach(), lip, tol=cfg.solve_tol,
+                                        max_iter=cfg.solve_iterations)
+        smooth = (1 + lam.detach() * lip).view(-1, 1, 1, 1)
+        lam4, mu4 = lam.view(-1, 1, 1, 1), mu.view(-1, 1, 1, 1)
+        kern = self.kernel()
+        out = sol
+        for _ in range(cfg.backprop_steps):
+            out = out - ((out - x) + lam4 * self.grad(out, mu4, kern)) / smooth
+        return out
 
     def forward(self, x: Tensor, sigma: float | Tensor = 25 / 255, *args: Any, **kwargs: Any) -> Tensor:
-        """``D(x, sigma) = x - (2 c(sigma) / L) grad R_mu(sigma)(x)`` (one averaged gradient step)."""
+        """One averaged gradient step ``x - (2 c(sigma) / L) grad R_mu(sigma)(x)`` (``denoiser: onestep``)
+        or the prox of ``lam(sigma) R_mu(sigma)`` at ``x`` to a certified tolerance (``denoiser: prox``)."""
         if x.dim() != 4 or x.shape[1] != self.config.in_channels:
             raise ValueError(f"input must have shape (B, {self.config.in_channels}, H, W), got {tuple(x.shape)}")
         s = self._sigma(sigma, x.shape[0], x)
+        if self.config.denoiser == "prox":
+            return self._prox_forward(x, s)
         if self.training:
             lip = self._power(iterations=2, slopes=self.spline.max_slopes(), differentiable=True)
             lip = lip.clamp_min(0.1)  # a floor while the splines grow from zero (authors: 0.1)
@@ -317,6 +422,18 @@ class RidgeRegularizer(deepinv.models.Denoiser):
         grid = max(32, 2 ** math.ceil(math.log2(math.sqrt(2) * math.pi * 2 * m + 1)))
         bound = conv_norm_bound(kern, grid=grid, rel_tol=1e-3)
         lip = bound.upper ** 2  # ||S^{1/2} W||^2 >= Lip(grad R)
+        details = {"grad_lipschitz": lip, "norm_lower": bound.lower ** 2, "max_slopes": slopes.tolist(),
+                   "kernel_size": int(kern.shape[-1])}
+        if not self.config.certified:
+            return self._ablation_certificate(t0, details)
+        if self.config.denoiser == "prox":
+            tol = self.config.prox_tol
+            return Certificate(
+                lipschitz=1.0, alpha=0.5,
+                method=(f"prox of lam(sigma) R_mu(sigma), a convex ridge regularizer (splines with slopes in [0, 1]): "
+                        f"firmly nonexpansive (Bauschke-Combettes Prop. 12.28); computed by accelerated gradient to a "
+                        f"certified error <= {tol:g} ||y|| (1-strong convexity), L = ||S^(1/2) W||^2 from the symbol"),
+                seconds=time.perf_counter() - t0, details={**details, "prox_tol": tol})
         lo, hi = self.config.sigma_range
         c_max = max(float(self.step_fraction(torch.tensor(v, dtype=self.step_raw.dtype))) for v in (lo, hi))
         # at inference tau = 2 c / lip, so D is (tau * Lip(grad R) / 2) <= c averaged
@@ -328,16 +445,31 @@ class RidgeRegularizer(deepinv.models.Denoiser):
                     "[0, 1], composed kernel); L = ||S^(1/2) W||^2 bounded from the symbol (Sedghi et al. 2019) at "
                     "every image size; (tau L / 2)-averaged gradient step (Bauschke-Combettes Cor. 18.17)"),
             seconds=time.perf_counter() - t0,
-            details={"grad_lipschitz": lip, "norm_lower": bound.lower ** 2, "max_slopes": slopes.tolist(),
-                     "step_fraction_max": c_max, "kernel_size": int(kern.shape[-1])},
+            details={**details, "step_fraction_max": c_max},
         )
+
+    def _ablation_certificate(self, t0: float, details: dict) -> Certificate:
+        """A model with a constraint switched off: only a Lipschitz bound, no averagedness.
+
+        ``Lip(D) <= 1 + tau_max ||W_t|| max|slope| ||W||`` with ``tau = 2 c / L_used`` (both norms from
+        the symbol); ``L_used`` is the rigorous ``||S^(1/2) W||^2`` computed like the certified case."""
+        slope = float(self.spline.slopes().detach().abs().max())
+        k, kt = self.kernel().detach().double(), self.kernel(getattr(self, "factors_t", None)).detach().double()
+        norms = [conv_norm_bound(x, grid=64, rel_tol=1e-3).upper for x in (k, kt)]
+        lo, hi = self.config.sigma_range
+        c_max = max(float(self.step_fraction(torch.tensor(v, dtype=self.step_raw.dtype))) for v in (lo, hi))
+        lip_used = max(details["grad_lipschitz"], 1e-12)
+        return Certificate(lipschitz=1.0 + 2 * c_max / lip_used * norms[0] * norms[1] * slope, alpha=None,
+                           method="ablation model (tied/monotone/step_cap off): triangle-inequality bound only",
+                           seconds=time.perf_counter() - t0, details={**details, "step_fraction_max": c_max})
 
     def param_groups(self, lr: float) -> list[dict]:
         """Optimiser groups of the authors' recipe: kernels at ``lr``, splines at ``5 lr``, scalars at ``50 lr``."""
         return [
-            {"params": list(self.factors), "lr": lr},
-            {"params": [self.spline.raw], "lr": 5 * lr},
-            {"params": [self.mu_raw, self.step_raw], "lr": 50 * lr},
+            {"params": list(self.factors) + (list(self.factors_t) if not self.config.tied else []), "lr": lr},
+            {"params": [self.spline.raw], "lr": self.config.spline_lr_factor * lr},
+            {"params": [self.mu_raw, self.lam_raw if self.config.denoiser == "prox" else self.step_raw],
+             "lr": self.config.scalar_lr_factor * lr},
         ]
 
 
@@ -473,6 +605,11 @@ def ridge_weights(model: RidgeRegularizer, noise: float, name: str = "") -> tupl
         t = math.log(level / rule["reference"])
         return (math.exp(rule["lam"][0] + rule["lam"][1] * t), math.exp(rule["mu"][0] + rule["mu"][1] * t),
                 f"rule fitted on the held-out image for noise {noise:g} (scripts/tune_ridge.py)")
+    if model.config.denoiser == "prox":
+        # the trained denoiser is prox_{lam(s) R_mu(s)}: the MAP weights for Gaussian noise of level s
+        with torch.no_grad():
+            lam, mu = float(model.lam(level)), float(model.mu(level))
+        return lam, mu, f"the model's trained lam(sigma), mu(sigma) at noise {noise:g}"
     sref = float(model.config.sigma_ref)
     with torch.no_grad():
         c = float(model.step_fraction(torch.tensor(sref)))
@@ -493,6 +630,11 @@ def ridge_mu_for_lam(model: RidgeRegularizer, lam: float, name: str = "") -> flo
     if rule is not None:
         t = (math.log(lam) - rule["lam"][0]) / rule["lam"][1]
         return math.exp(rule["mu"][0] + rule["mu"][1] * t)
+    if model.config.denoiser == "prox":  # invert the monotone lam(sigma), read mu there
+        with torch.no_grad():
+            l0, l1 = (float(v) for v in model.lam_raw)
+            level = model.config.sigma_ref * math.exp((math.log(lam) - l0) / l1) if l1 else model.config.sigma_ref
+            return float(model.mu(level))
     sref = float(model.config.sigma_ref)
     with torch.no_grad():
         c = float(model.step_fraction(torch.tensor(sref)))

@@ -11,8 +11,8 @@ Usage::
 
     python scripts/report_denoising.py --out reports/denoising \
         [--averaged priors/weights/averaged_gray.pt] [--dncnn priors/weights/dncnn_gray.pt] \
-        [--ridge priors/weights/ridge_gray.pt] \
-        [--unconstrained runs/averaged_unconstrained_gray/model.pt] [--no-bm3d]
+        [--ridge priors/weights/ridge_gray.pt] [--ridge-prox priors/weights/ridge_prox_gray.pt] \
+        [--unconstrained priors/weights/averaged_unconstrained_gray.pt] [--no-bm3d]
 """
 
 from __future__ import annotations
@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--averaged", default=str(WEIGHTS_DIR / "averaged_gray.pt"))
     ap.add_argument("--dncnn", default=str(WEIGHTS_DIR / "dncnn_gray.pt"))
     ap.add_argument("--ridge", default=str(WEIGHTS_DIR / "ridge_gray.pt"), help="convex ridge model (one-step denoiser)")
-    ap.add_argument("--unconstrained", default=None, help="the averaged architecture trained without the constraint")
+    ap.add_argument("--ridge-prox", default=str(WEIGHTS_DIR / "ridge_prox_gray.pt"),
+                    help="convex ridge model whose denoiser is the prox of lam(sigma) R")
+    ap.add_argument("--unconstrained", default=str(WEIGHTS_DIR / "averaged_unconstrained_gray.pt"),
+                    help="the averaged architecture trained without the constraint")
     ap.add_argument("--no-bm3d", action="store_true")
     ap.add_argument("--images", nargs="+", default=list(TEST_SPLIT))
     ap.add_argument("--threads", type=int, default=1)
@@ -71,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     methods: dict[str, object] = {}
     certs: dict[str, dict] = {}
     for name, path in (("averaged (ours)", args.averaged), ("convex ridge, one step (ours)", args.ridge),
+                       ("convex ridge, prox (ours)", args.ridge_prox),
                        ("averaged, constraint off", args.unconstrained), ("DnCNN (unconstrained)", args.dncnn)):
         if path and Path(path).is_file():
             model = load_checkpoint(path)

@@ -235,3 +235,111 @@ def test_ridge_step_follows_the_recomputed_bound_so_inflated_norms_keep_the_cert
     net = load_checkpoint(WEIGHTS_DIR / "ridge_gray.pt")
     assert net.grad_lipschitz() == pytest.approx(L0 * 1.01 ** 2, rel=1e-3)
     assert net.certificate().alpha == pytest.approx(base.certificate().alpha)
+
+
+# -- prox denoiser (denoiser: prox) ----------------------------------------------------------------
+def _prox_model(seed: int = 0, **cfg) -> RidgeRegularizer:
+    net = _trained_like(seed=seed, denoiser="prox", sigma_range=(5 / 255, 50 / 255), **cfg)
+    with torch.no_grad():
+        net.lam_raw.copy_(torch.tensor([0.5, 2.0]))
+    return net.eval()
+
+
+def test_prox_denoiser_is_firmly_nonexpansive_and_certified_as_such():
+    net = _prox_model(seed=7, prox_tol=1e-9, solve_iterations=2000)
+    cert = net.certificate()
+    assert cert.lipschitz == 1.0 and cert.alpha == 0.5 and "prox" in cert.method
+    x, y = torch.rand(6, 1, 12, 12, dtype=torch.float64), torch.rand(6, 1, 12, 12, dtype=torch.float64)
+    for sigma in (5 / 255, 30 / 255):
+        with torch.no_grad():
+            dx, dy = net(x, sigma), net(y, sigma)
+        # firm nonexpansiveness: ||Dx - Dy||^2 <= <Dx - Dy, x - y>
+        lhs = ((dx - dy) ** 2).flatten(1).sum(1)
+        rhs = ((dx - dy) * (x - y)).flatten(1).sum(1)
+        assert bool((lhs <= rhs + 1e-9).all())
+        assert not torch.allclose(dx, x)  # the map does something
+    emp = empirical_lipschitz(net, sigmas=(25 / 255,), shape=(1, 1, 12, 12), power_iters=10, ascent_steps=8)
+    assert 0.2 < emp["max"] <= 1.0 + 1e-6
+
+
+def test_prox_denoiser_is_the_prox_of_the_prior_at_its_learned_weights():
+    net = _prox_model(seed=8, prox_tol=1e-10, solve_iterations=2000)
+    sigma = 20 / 255
+    y = torch.rand(1, 1, 16, 16, dtype=torch.float64)
+    with torch.no_grad():
+        d = net(y, sigma)
+        lam, mu = float(net.lam(sigma)), float(net.mu(sigma))
+    prior = RidgePrior(net, mu=mu, tol=1e-10, max_iter=5000)
+    assert torch.allclose(d, prior.prox(y, lam), atol=1e-8)
+    assert net.last_prox_error is not None and net.last_prox_error <= 1e-10 * float(y.norm()) + 1e-12
+    # the default weights of a prox model for noise s are its own lam(s), mu(s); mu along lam inverts it
+    from priors.ridge import ridge_mu_for_lam, ridge_weights
+    lam_s, mu_s, why = ridge_weights(net, sigma)
+    assert lam_s == pytest.approx(lam) and mu_s == pytest.approx(mu) and "trained" in why
+    assert ridge_mu_for_lam(net, lam) == pytest.approx(mu, rel=1e-6)
+
+
+def test_prox_training_gradient_is_a_descent_direction_for_the_deployed_denoiser():
+    """The truncated implicit gradient of the training forward points downhill for the loss of the
+    exact prox (checked on the scalar lam and on the kernels, by finite differences)."""
+    net = _prox_model(seed=9, backprop_steps=3, solve_tol=1e-9, solve_iterations=2000, prox_tol=1e-10)
+    torch.manual_seed(1)
+    clean = torch.rand(3, 1, 16, 16, dtype=torch.float64)
+    noisy = clean + 0.1 * torch.randn_like(clean)
+
+    def eval_loss() -> float:
+        net.eval()
+        with torch.no_grad():
+            return float(((net(noisy, 0.1) - clean) ** 2).mean())
+
+    net.train()
+    loss = ((net(noisy, 0.1) - clean) ** 2).mean()
+    params = [net.lam_raw, net.factors[0]]
+    grads = torch.autograd.grad(loss, params)
+    base = eval_loss()
+    eps = 1e-4
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            p.sub_(eps * g / g.norm())
+    assert eval_loss() < base
+
+
+def test_prox_config_is_validated():
+    with pytest.raises(ValueError, match="denoiser"):
+        RidgeRegularizer(hidden=2, channels=4, kernel_size=3, knots=5, denoiser="unrolled")
+    with pytest.raises(ValueError, match="backprop_steps"):
+        RidgeRegularizer(hidden=2, channels=4, kernel_size=3, knots=5, denoiser="prox", backprop_steps=0)
+    with pytest.raises(ValueError, match="lam"):
+        RidgeRegularizer(hidden=2, channels=4, kernel_size=3, knots=5).lam(0.1)
+
+
+def test_ablation_switches_remove_the_certificate_and_each_changes_the_map():
+    """The ablation models of scripts/ablate_ridge.py: any constraint off -> no averagedness claimed,
+    a Lipschitz bound that the adversarial search respects, and a different map once trained."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 16, 16)
+    for switch in ("tied", "monotone", "step_cap"):
+        net = RidgeRegularizer(hidden=2, channels=4, kernel_size=3, knots=5, **{switch: False})
+        assert not net.config.certified
+        opt = torch.optim.Adam(net.param_groups(1e-2))
+        net.train()
+        for _ in range(3):
+            loss = torch.nn.functional.l1_loss(net(x + 0.1 * torch.randn_like(x), 0.1), x)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        net.eval()
+        cert = net.certificate()
+        assert cert.alpha is None and "ablation" in cert.method
+        emp = empirical_lipschitz(net, sigmas=(0.1,), shape=(1, 1, 16, 16), power_iters=10, ascent_steps=10)
+        assert emp["max"] <= cert.lipschitz * (1 + 1e-6)
+    untied = RidgeRegularizer(hidden=2, channels=4, kernel_size=3, knots=5, tied=False)
+    with torch.no_grad():
+        untied.factors_t[0].mul_(2.0)
+    assert not torch.allclose(untied.kernel(untied.factors_t), untied.kernel())
+    free = RidgeRegularizer(hidden=2, channels=4, kernel_size=3, knots=5, monotone=False)
+    with torch.no_grad():
+        free.spline.raw.fill_(-0.5)
+    assert float(free.spline.slopes().min()) == -0.5  # not clamped
+    with pytest.raises(ValueError, match="onestep only"):
+        RidgeRegularizer(hidden=2, channels=4, kernel_size=3, knots=5, denoiser="prox", tied=False)
