@@ -12,6 +12,7 @@ Tensors are ``(B, C, H, W)``, float32 by default; everything also works in float
 torch.Size([1])
 """
 
+from . import kernels
 from .adapters import DeepinvOperator, FunctionOperator, from_deepinv, to_deepinv
 from .base import (
     AdjointOperator,
@@ -58,15 +59,7 @@ __all__ = [
     "GramOperator",
     "conjugate_gradient",
     # kernels
-    "gaussian",
-    "box",
-    "disk",
-    "motion",
-    "shake",
-    "load_kernel",
-    "parse_kernel_spec",
-    "validate_kernel",
-    "KERNEL_SPEC_FORMS",
+    *kernels.__all__,
     # noise and fidelity
     "NoiseModel",
     "Gaussian",

@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Callable
 
 import torch
 from torch import Tensor
+
+# conjugate gradient, power iteration and the adjoint test live in .linalg (conjugate_gradient and
+# Shape stay importable from here)
+from .linalg import Shape, adjoint_error, as_shape, conjugate_gradient, power_iteration
 
 __all__ = [
     "LinearOperator",
@@ -39,77 +42,6 @@ __all__ = [
     "Identity",
     "conjugate_gradient",
 ]
-
-Shape = tuple[int, ...]
-
-
-def _as_shape(shape) -> Shape | None:
-    if shape is None:
-        return None
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 4 or min(shape) < 1:
-        raise ValueError(f"shape must be a (B, C, H, W) tuple of positive ints, got {shape}")
-    return shape
-
-
-def _dot(a: Tensor, b: Tensor) -> Tensor:
-    return torch.sum(a * b)
-
-
-def conjugate_gradient(
-    apply: Callable[[Tensor], Tensor],
-    b: Tensor,
-    *,
-    x0: Tensor | None = None,
-    tol: float = 1e-6,
-    max_iter: int = 500,
-) -> Tensor:
-    """Solve ``M x = b`` for a symmetric positive definite ``M`` by conjugate gradient.
-
-    Parameters
-    ----------
-    apply : callable
-        ``x -> M x``.
-    b : Tensor
-        Right-hand side.
-    x0 : Tensor, optional
-        Initial guess (zeros by default).
-    tol : float
-        Stop when ``||b - M x|| <= tol * ||b||`` (whole tensor, Euclidean norm).
-    max_iter : int
-        Maximum number of iterations.
-
-    Returns
-    -------
-    Tensor
-        The approximate solution, same shape as ``b``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> b = torch.ones(1, 1, 2, 2)
-    >>> conjugate_gradient(lambda x: 2 * x, b).flatten().tolist()
-    [0.5, 0.5, 0.5, 0.5]
-    """
-    x = torch.zeros_like(b) if x0 is None else x0.clone()
-    r = b - apply(x) if x0 is not None else b.clone()
-    b_norm = torch.linalg.vector_norm(b)
-    if b_norm == 0:
-        return torch.zeros_like(b)
-    p = r.clone()
-    rr = _dot(r, r)
-    for _ in range(max_iter):
-        if torch.sqrt(rr) <= tol * b_norm:
-            break
-        mp = apply(p)
-        alpha = rr / _dot(p, mp)
-        x = x + alpha * p
-        r = r - alpha * mp
-        rr_new = _dot(r, r)
-        p = r + (rr_new / rr) * p
-        rr = rr_new
-    return x
-
 
 class LinearOperator:
     """A real linear map between tensors, with its exact adjoint.
@@ -155,8 +87,8 @@ class LinearOperator:
     __array_ufunc__ = None
 
     def __init__(self, *, in_shape: Shape | None = None, out_shape: Shape | None = None) -> None:
-        self.in_shape = _as_shape(in_shape)
-        self.out_shape = _as_shape(out_shape)
+        self.in_shape = as_shape(in_shape)
+        self.out_shape = as_shape(out_shape)
         self._norm_cache: dict = {}
 
     # ----------------------------------------------------------------- application
@@ -228,7 +160,7 @@ class LinearOperator:
 
     # --------------------------------------------------------------- diagnostics
     def _resolve_shape(self, shape, what: str) -> Shape:
-        shape = _as_shape(shape) if shape is not None else self.in_shape
+        shape = as_shape(shape) if shape is not None else self.in_shape
         if shape is None:
             raise ValueError(
                 f"{what}: shape is required for {type(self).__name__} (no in_shape): "
@@ -280,7 +212,7 @@ class LinearOperator:
         float
             ``||A||``.
         """
-        shape = _as_shape(shape) if shape is not None else self.in_shape
+        shape = as_shape(shape) if shape is not None else self.in_shape
         key = (shape, dtype, tol)
         if key in self._norm_cache:
             return self._norm_cache[key]
@@ -292,27 +224,11 @@ class LinearOperator:
         return float(value)
 
     def _power_norm(self, shape: Shape, *, tol: float, max_iter: int, dtype: torch.dtype) -> float:
-        gen = torch.Generator().manual_seed(1234)  # seeded on the CPU, then moved to the operator's device
-        v = torch.randn(shape, generator=gen, dtype=dtype).to(getattr(self, "device", None) or "cpu")
-        v = v / torch.linalg.vector_norm(v)
-        mu_old = None
-        mu = torch.zeros((), dtype=dtype)
-        res = torch.zeros((), dtype=dtype)
-        with torch.no_grad():
-            for _ in range(max_iter):
-                w = self._gram_forward(v)
-                mu = _dot(v, w)
-                res = torch.linalg.vector_norm(w - mu * v)
-                w_norm = torch.linalg.vector_norm(w)
-                # <v, A^T A v> = ||A v||^2 >= 0 when the adjoint is the adjoint: otherwise no norm is certified
-                if mu < -1e3 * torch.finfo(dtype).eps * w_norm:
-                    raise ValueError(self._not_adjoint_message(float(mu)))
-                if w_norm == 0:
-                    return 0.0
-                v = w / w_norm
-                if mu_old is not None and abs(mu - mu_old) <= tol * abs(mu):
-                    break
-                mu_old = mu
+        found = power_iteration(self._gram_forward, shape, tol=tol, max_iter=max_iter, dtype=dtype,
+                                device=getattr(self, "device", None), not_adjoint=self._not_adjoint_message)
+        if found is None:
+            return 0.0
+        mu, res = found
         return math.sqrt(max(float(mu + res) + self._rounding_allowance(shape, dtype, float(mu)), 0.0))
 
     def _rounding_allowance(self, shape: Shape, dtype: torch.dtype, mu: float) -> float:
@@ -346,20 +262,7 @@ class LinearOperator:
             The relative error (0 when ``Ax`` or ``y`` vanish and the inner products agree).
         """
         shape = self._resolve_shape(shape, "adjoint_test")
-        gen = torch.Generator().manual_seed(seed)
-        x = torch.randn(shape, generator=gen, dtype=dtype)
-        with torch.no_grad():
-            ax = self.forward(x)
-            y = torch.randn(ax.shape, generator=gen, dtype=dtype)
-            aty = self.adjoint(y)
-        if aty.shape != x.shape:
-            raise ValueError(
-                f"adjoint_test: adjoint returned shape {tuple(aty.shape)}, expected {tuple(x.shape)}"
-            )
-        lhs, rhs = _dot(ax, y), _dot(x, aty)
-        denom = torch.linalg.vector_norm(ax) * torch.linalg.vector_norm(y)
-        err = torch.abs(lhs - rhs)
-        return float(err / denom) if denom > 0 else float(err)
+        return adjoint_error(self.forward, self.adjoint, shape, dtype=dtype, seed=seed)
 
     # ------------------------------------------------------------ normal equations
     def _closed_normal(self, b: Tensor, rho: float) -> Tensor | None:

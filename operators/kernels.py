@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .io import first_line, read_npy
+
 __all__ = [
     "gaussian",
     "box",
@@ -372,10 +374,7 @@ def load_kernel(path: str | os.PathLike) -> Tensor:
         raise ValueError(f"unsupported kernel file type '{suffix}': use .npy or an image (.png, .tif, ...)")
     try:
         if suffix == ".npy":
-            with open(p, "rb") as fh:
-                if fh.read(6) != b"\x93NUMPY":
-                    raise ValueError("not a NumPy .npy file")
-            arr = np.load(p, allow_pickle=False)
+            arr = read_npy(p)
         else:
             import imageio.v3 as iio
 
@@ -386,7 +385,7 @@ def load_kernel(path: str | os.PathLike) -> Tensor:
                     arr = arr[..., :-1]
                 arr = arr.astype(np.float64).mean(axis=-1)
     except Exception as exc:  # unreadable / corrupt / pickled file: one line naming the file
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc)
         if "pickle" in text.lower() or "object arrays" in text.lower():
             text = "it holds pickled Python objects, which are never loaded; save a numeric array with numpy.save"
         elif suffix != ".npy" and ("cannot identify" in text or "can not handle" in text or "backend" in text):

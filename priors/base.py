@@ -225,9 +225,12 @@ class Prior:
         tau : float
             Nonnegative step.
         """
+        return self._prox(v, self._prox_weight(v, tau))
+
+    def _prox_weight(self, v: Tensor, tau: float) -> float:
+        """``tau * weight``, the weight the prox of ``g`` is taken at, once ``v`` and ``tau`` are checked."""
         check_image(v, "v")
-        tau = check_tau(tau)
-        return self._prox(v, tau * self.weight)
+        return check_tau(tau) * self.weight
 
     def prox_accuracy(self, v: Tensor, tau: float, *, target: float | None = None) -> tuple[Tensor, ProxAccuracy]:
         """The prox and a certified bound on its error, solving to ``target`` when one is given.
@@ -259,12 +262,11 @@ class Prior:
         >>> acc.error_bound, acc.met
         (0.0, True)
         """
-        check_image(v, "v")
-        tau = check_tau(tau)
+        t = self._prox_weight(v, tau)
         if target is not None and not (isinstance(target, (int, float)) and not isinstance(target, bool)
                                        and target >= 0):
             raise ValueError(f"target must be a float >= 0 or None, got {target!r}")
-        return self._prox_accuracy(v, tau * self.weight, None if target is None else float(target))
+        return self._prox_accuracy(v, t, None if target is None else float(target))
 
     def certificate(self) -> Certificate | None:
         """Certificate of the prox map ``v -> prox(v, tau)`` (any ``tau``).

@@ -6,6 +6,7 @@ when available, on CPU otherwise, and under ``torchrun --nproc_per_node=N`` with
 DistributedDataParallel (gloo on CPU, nccl on GPU).  A checkpoint (weights, optimizer,
 scheduler, RNG and sampler states, config, certificate, data description) is written every
 ``checkpoint.every`` steps and when SIGINT/SIGTERM arrives; ``--resume`` continues exactly.
+The steps themselves are the project's one training loop, :func:`priors.training_loop.fit_denoiser`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from .pretrained import load_checkpoint
 # build_model, save_model_file and MODEL_FORMAT are re-exported from here as before
 from .registry import (ARCHITECTURES, CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_save, build_model, certificate_dict,
                        save_model_file)
+from .training_loop import StepOutcome, fit_denoiser
 
 __all__ = ["TrainConfig", "build_model", "train", "main", "save_model_file", "MODEL_FORMAT"]
 
@@ -289,18 +291,14 @@ def _validate(model, val_img: torch.Tensor, sigmas, seed: int) -> dict[str, floa
     return out
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_steps: int | None = None) -> dict:
-    """Train (or resume) according to ``cfg``; returns a summary dict.
-
-    ``max_steps`` stops early after that many *new* steps (used by tests of resumption).
-    """
+def _execution(cfg: TrainConfig) -> tuple[torch.device, int, int]:
+    """The device, world size and rank of this process; joins the process group under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = torch.device("cuda" if (cfg.device in ("auto", "cuda") and torch.cuda.is_available()) else "cpu")
     if cfg.device == "cuda" and device.type != "cuda":
         raise ValueError("device: cuda requested but no GPU is available; use device: auto or cpu")
-    distributed = world > 1
-    if distributed:
+    if world > 1:
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
@@ -311,11 +309,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
     torch.manual_seed(cfg.seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
+    return device, world, rank
 
-    out_dir = Path(cfg.checkpoint.dir)
-    ckpt_path = out_dir / "checkpoint.pt"
-    model = build_model(cfg.arch, cfg.model).to(device)
-    channels = model.config.in_channels
+
+def _patch_sampler(cfg: TrainConfig, channels: int, rank: int) -> tuple[PatchSampler, dict[str, int]]:
+    """The seeded patch stream of this rank and the image count of each user folder."""
     gray = channels == 1
     photos = training_photos(gray=gray) if cfg.data.photos else []
     folder_counts = {}
@@ -333,138 +331,174 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
         seed=cfg.seed + 1000 * rank,
         channels=channels,
     )
-    noise_gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank + 1)
+    return sampler, folder_counts
+
+
+def _optimiser(cfg: OptimConfig, model: torch.nn.Module) -> tuple[torch.optim.Optimizer, Any]:
     # a model may ask for per-group learning rates (the ridge recipe: kernels, splines, scalars)
-    params = model.param_groups(cfg.optim.lr) if hasattr(model, "param_groups") else model.parameters()
-    if cfg.optim.name == "adam":
-        opt = torch.optim.Adam(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    params = model.param_groups(cfg.lr) if hasattr(model, "param_groups") else model.parameters()
+    if cfg.name == "adam":
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
-        opt = torch.optim.SGD(params, lr=cfg.optim.lr, momentum=cfg.optim.momentum,
-                              weight_decay=cfg.optim.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.optim))
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+
+
+def _recipe(cfg_dict: dict) -> dict:
+    # threads and device are execution details: a run may resume on another machine
+    return {k: v for k, v in json.loads(json.dumps(cfg_dict)).items() if k not in ("threads", "device")}
+
+
+def _restore(state: dict, cfg: TrainConfig, ckpt_path: Path, parts: dict[str, Any], world: int,
+             rank: int) -> tuple[int, list]:
+    """Load a training checkpoint into ``parts`` (model, opt, sched, sampler, noise_gen); (step, log)."""
+    # the stored recipe is parsed by today's parser, so keys added since take their defaults
+    if _recipe(TrainConfig.from_dict(state["config"]).to_dict()) != _recipe(cfg.to_dict()):
+        raise ValueError(f"--resume: the config differs from the one stored in '{ckpt_path}'; use the same config or a new checkpoint.dir")
+    parts["model"].load_state_dict(state["state_dict"])
+    parts["opt"].load_state_dict(state["optimizer"])
+    parts["sched"].load_state_dict(state["scheduler"])
+    if len(state["ranks"]) != world:
+        raise ValueError(f"--resume: checkpoint '{ckpt_path}' was written by {len(state['ranks'])} process(es), this run has {world}")
+    parts["sampler"].load_state_dict(state["ranks"][rank]["sampler"])
+    parts["noise_gen"].set_state(state["ranks"][rank]["noise_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["step"]), list(state["log"])
+
+
+class _Session:
+    """One run of :func:`train`: what its checkpoints hold and what happens after each step."""
+
+    def __init__(self, cfg: TrainConfig, parts: dict[str, Any], *, device: torch.device, world: int, rank: int,
+                 step: int, log: list, description: dict, bar: Any, stop: _Stop, target: int) -> None:
+        self.cfg, self.device, self.world, self.rank = cfg, device, world, rank
+        self.model, self.opt, self.sched = parts["model"], parts["opt"], parts["sched"]
+        self.sampler, self.noise_gen = parts["sampler"], parts["noise_gen"]
+        self.step, self.log, self.description = step, log, description
+        self.bar, self.stop, self.target = bar, stop, target
+        self.ckpt_path = Path(cfg.checkpoint.dir) / "checkpoint.pt"
+        gray = self.model.config.in_channels == 1
+        self.val_img = load_image(VALIDATION_IMAGE, size=cfg.validation.size, gray=gray).to(device)
+        self.t_last = time.perf_counter()
+
+    def checkpoint(self) -> None:
+        mine = {"sampler": self.sampler.state_dict(), "noise_rng": self.noise_gen.get_state(),
+                "weights_sha256": _digest(self.model)}
+        per_rank = [mine]
+        if self.world > 1:  # every rank's data stream is saved, so resumption is exact on all ranks
+            per_rank = [None] * self.world
+            torch.distributed.all_gather_object(per_rank, mine)
+            if len({r["weights_sha256"] for r in per_rank}) > 1:  # weights, norms and power vectors
+                raise RuntimeError(f"DDP ranks diverged at step {self.step}: their weights or norm estimates differ")
+        if self.rank != 0:
+            return
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "arch": self.cfg.arch,
+            "model_config": self.model.config.to_dict(),
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "ranks": per_rank,
+            "torch_rng": torch.get_rng_state(),
+            "step": self.step,
+            "log": self.log,
+            "config": json.loads(json.dumps(self.cfg.to_dict())),
+            "certificate": certificate_dict(self.model),
+            "data": self.description,
+        }
+        atomic_save(state, self.ckpt_path)
+
+    def on_nonfinite(self, step: int, value: float) -> None:
+        self.step = step
+        self.checkpoint()
+        raise FloatingPointError(f"training loss became {value} at step {step}; last good checkpoint kept in '{self.ckpt_path}'")
+
+    def after_step(self, outcome: StepOutcome) -> bool:
+        """Log, validate, checkpoint; True when a stop was requested (on any rank)."""
+        cfg, self.step = self.cfg, outcome.step
+        now = time.perf_counter()
+        lv = float(outcome.loss)
+        mse = lv if cfg.optim.loss == "mse" else float(F.mse_loss(outcome.output, outcome.clean))
+        entry = {"step": self.step, "loss": lv, "psnr": -10 * math.log10(max(mse, 1e-12)),
+                 "lr": self.sched.get_last_lr()[0], "seconds": now - self.t_last}
+        self.t_last = now
+        if (self.step % cfg.validation.every == 0 or self.step == cfg.optim.steps) and self.rank == 0:
+            entry["val_psnr"] = _validate(self.model, self.val_img, cfg.validation.sigmas, cfg.seed)
+        self.log.append(entry)
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{entry['loss']:.2e}", psnr=f"{entry['psnr']:.2f}",
+                             **({"val25": entry["val_psnr"].get("25")} if "val_psnr" in entry else {}))
+        stop_now = self.stop.requested
+        if self.world > 1:
+            flag = torch.tensor([float(stop_now)], device=self.device)
+            torch.distributed.all_reduce(flag)
+            stop_now = bool(flag.item() > 0)
+        if self.step % cfg.checkpoint.every == 0 or stop_now or self.step == self.target:
+            self.checkpoint()
+        return stop_now
+
+    def finish(self) -> dict:
+        """The summary; the model file and the log when the run reached its last step."""
+        cfg, step, out_dir = self.cfg, self.step, Path(self.cfg.checkpoint.dir)
+        summary = {"step": step, "finished": step >= cfg.optim.steps, "checkpoint": str(self.ckpt_path),
+                   "interrupted": self.stop.requested}
+        if self.rank == 0 and step >= cfg.optim.steps:
+            vals = [e["val_psnr"] for e in self.log if "val_psnr" in e]
+            training = {"config": json.loads(json.dumps(cfg.to_dict())), "steps": step, "data": self.description,
+                        "final_val_psnr": vals[-1] if vals else None,
+                        "seconds": sum(e["seconds"] for e in self.log)}
+            save_model_file(self.model, out_dir / "model.pt", arch=cfg.arch, training=training)
+            with open(out_dir / "train_log.jsonl", "w") as fh:
+                for e in self.log:
+                    fh.write(json.dumps(e) + "\n")
+            summary["model"] = str(out_dir / "model.pt")
+        return summary
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_steps: int | None = None) -> dict:
+    """Train (or resume) according to ``cfg``; returns a summary dict.
+
+    ``max_steps`` stops early after that many *new* steps (used by tests of resumption).
+    """
+    device, world, rank = _execution(cfg)
+    out_dir = Path(cfg.checkpoint.dir)
+    ckpt_path = out_dir / "checkpoint.pt"
+    model = build_model(cfg.arch, cfg.model).to(device)
+    sampler, folder_counts = _patch_sampler(cfg, model.config.in_channels, rank)
+    noise_gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank + 1)
+    opt, sched = _optimiser(cfg.optim, model)
+    parts = {"model": model, "opt": opt, "sched": sched, "sampler": sampler, "noise_gen": noise_gen}
     step, log = 0, []
     if resume and ckpt_path.is_file():
-        state = load_training_checkpoint(ckpt_path)
-        # threads and device are execution details: a run may resume on another machine.
-        def _recipe(d: dict) -> dict:
-            return {k: v for k, v in d.items() if k not in ("threads", "device")}
-
-        # the stored recipe is parsed by today's parser, so keys added since take their defaults
-        stored_cfg = json.loads(json.dumps(TrainConfig.from_dict(state["config"]).to_dict()))
-        if _recipe(stored_cfg) != _recipe(json.loads(json.dumps(cfg.to_dict()))):
-            raise ValueError(f"--resume: the config differs from the one stored in '{ckpt_path}'; use the same config or a new checkpoint.dir")
-        model.load_state_dict(state["state_dict"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        if len(state["ranks"]) != world:
-            raise ValueError(f"--resume: checkpoint '{ckpt_path}' was written by {len(state['ranks'])} process(es), this run has {world}")
-        sampler.load_state_dict(state["ranks"][rank]["sampler"])
-        noise_gen.set_state(state["ranks"][rank]["noise_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        step, log = int(state["step"]), list(state["log"])
+        step, log = _restore(load_training_checkpoint(ckpt_path), cfg, ckpt_path, parts, world, rank)
     else:
         if resume and rank == 0:
             print(f"stablepnp train: no checkpoint in '{out_dir}', starting from step 0", file=sys.stderr)
         if cfg.init_from:
             warm_start(model, cfg.init_from)
     net = model
-    if distributed:
+    if world > 1:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    val_img = load_image(VALIDATION_IMAGE, size=cfg.validation.size, gray=gray).to(device)
     description = {"sampler": sampler.describe(), "validation_image": VALIDATION_IMAGE,
                    "photo_names": training_photo_names() if cfg.data.photos else [],
                    "folders": folder_counts,
                    "noise": asdict(cfg.noise), "world_size": world, "device": device.type}
-
-    def checkpoint() -> None:
-        mine = {"sampler": sampler.state_dict(), "noise_rng": noise_gen.get_state(), "weights_sha256": _digest(model)}
-        per_rank = [mine]
-        if distributed:  # every rank's data stream is saved, so resumption is exact on all ranks
-            per_rank = [None] * world
-            torch.distributed.all_gather_object(per_rank, mine)
-            if len({r["weights_sha256"] for r in per_rank}) > 1:  # weights, norms and power vectors
-                raise RuntimeError(f"DDP ranks diverged at step {step}: their weights or norm estimates differ")
-        if rank != 0:
-            return
-        state = {
-            "format": CHECKPOINT_FORMAT,
-            "arch": cfg.arch,
-            "model_config": model.config.to_dict(),
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "ranks": per_rank,
-            "torch_rng": torch.get_rng_state(),
-            "step": step,
-            "log": log,
-            "config": json.loads(json.dumps(cfg.to_dict())),
-            "certificate": certificate_dict(model),
-            "data": description,
-        }
-        atomic_save(state, ckpt_path)
-
     bar = tqdm(total=cfg.optim.steps, initial=step, disable=not progress or rank != 0, desc=f"train {cfg.arch}")
     target = cfg.optim.steps if max_steps is None else min(cfg.optim.steps, step + max_steps)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     net.train()
-    t_last = time.perf_counter()
     with _Stop() as stop:
-        while step < target:
-            clean = sampler.sample()  # batches and noise are drawn on the CPU (seeded), then moved
-            lo, hi = cfg.noise.sigma_min, cfg.noise.sigma_max
-            sig = lo + (hi - lo) * torch.rand(clean.shape[0], generator=noise_gen)
-            noisy = clean + sig[:, None, None, None] * torch.randn(clean.shape, generator=noise_gen)
-            clean, sig, noisy = clean.to(device), sig.to(device), noisy.to(device)
-            out = net(noisy, sig)
-            loss = F.mse_loss(out, clean) if cfg.optim.loss == "mse" else F.l1_loss(out, clean)
-            if not torch.isfinite(loss):
-                checkpoint()
-                raise FloatingPointError(f"training loss became {float(loss)} at step {step}; last good checkpoint kept in '{ckpt_path}'")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            opt.step()
-            sched.step()
-            step += 1
-            now = time.perf_counter()
-            lv = float(loss.detach())
-            mse = lv if cfg.optim.loss == "mse" else float(F.mse_loss(out.detach(), clean))
-            entry = {"step": step, "loss": lv, "psnr": -10 * math.log10(max(mse, 1e-12)),
-                     "lr": sched.get_last_lr()[0], "seconds": now - t_last}
-            t_last = now
-            if step % cfg.validation.every == 0 or step == cfg.optim.steps:
-                if rank == 0:
-                    entry["val_psnr"] = _validate(model, val_img, cfg.validation.sigmas, cfg.seed)
-            log.append(entry)
-            bar.update(1)
-            bar.set_postfix(loss=f"{entry['loss']:.2e}", psnr=f"{entry['psnr']:.2f}",
-                            **({"val25": entry["val_psnr"].get("25")} if "val_psnr" in entry else {}))
-            stop_now = stop.requested
-            if distributed:
-                flag = torch.tensor([float(stop_now)], device=device)
-                torch.distributed.all_reduce(flag)
-                stop_now = bool(flag.item() > 0)
-            if step % cfg.checkpoint.every == 0 or stop_now or step == target:
-                checkpoint()
-            if stop_now:
-                break
+        session = _Session(cfg, parts, device=device, world=world, rank=rank, step=step, log=log,
+                           description=description, bar=bar, stop=stop, target=target)
+        fit_denoiser(net, opt, sampler.sample, noise_range=(cfg.noise.sigma_min, cfg.noise.sigma_max),
+                     generator=noise_gen, start=step, stop=target, loss=cfg.optim.loss, grad_clip=cfg.optim.grad_clip,
+                     scheduler=sched, device=device, on_nonfinite=session.on_nonfinite, after_step=session.after_step)
     bar.close()
-    summary = {"step": step, "finished": step >= cfg.optim.steps, "checkpoint": str(ckpt_path),
-               "interrupted": stop.requested}
-    if rank == 0 and step >= cfg.optim.steps:
-        vals = [e["val_psnr"] for e in log if "val_psnr" in e]
-        training = {"config": json.loads(json.dumps(cfg.to_dict())), "steps": step, "data": description,
-                    "final_val_psnr": vals[-1] if vals else None,
-                    "seconds": sum(e["seconds"] for e in log)}
-        save_model_file(model, out_dir / "model.pt", arch=cfg.arch, training=training)
-        with open(out_dir / "train_log.jsonl", "w") as fh:
-            for e in log:
-                fh.write(json.dumps(e) + "\n")
-        summary["model"] = str(out_dir / "model.pt")
-    if distributed:
+    summary = session.finish()
+    if world > 1:
         torch.distributed.barrier()
     return summary
 

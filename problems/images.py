@@ -47,6 +47,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from operators.io import first_line, read_npy
+
 __all__ = [
     "TEST_SPLIT",
     "TRAINING_POOL",
@@ -288,10 +290,7 @@ def _read_file(path: Path) -> np.ndarray:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            with open(path, "rb") as fh:
-                if fh.read(6) != b"\x93NUMPY":
-                    raise ValueError("not a NumPy .npy file")
-            array = np.load(path, allow_pickle=False)
+            array = read_npy(path)
         elif suffix == ".png" and _is_16bit_colour_png(path):
             array = _read_png16(path)
         else:
@@ -299,7 +298,7 @@ def _read_file(path: Path) -> np.ndarray:
 
             array = iio.imread(path, plugin=_PLUGINS.get(suffix))
     except Exception as exc:  # any decoder failure becomes one line naming the file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         if "can not handle" in reason:
             reason = f"not a readable {suffix.lstrip('.').upper() or 'image'} file"
         raise ValueError(f"cannot read image file '{path}': {reason}") from None

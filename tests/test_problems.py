@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import math
 import struct
 import zlib
@@ -105,33 +107,23 @@ class StubNoise:
         return ("fidelity", operator, y)
 
 
-def _operators_available() -> bool:
+def _importable(*modules: str) -> bool:
     try:
-        import operators.blur  # noqa: F401
-        import operators.kernels  # noqa: F401
-        import operators.noise  # noqa: F401
-        import operators.sampling  # noqa: F401
+        for name in modules:
+            importlib.import_module(name)
     except ImportError:
         return False
     return True
 
 
 needs_operators = pytest.mark.skipif(
-    not _operators_available(), reason="operators package not complete yet"
+    not _importable("operators.blur", "operators.kernels", "operators.noise", "operators.sampling"),
+    reason="operators package not complete yet",
 )
 
 
-def _linear_operators_available() -> bool:
-    try:
-        import operators.kernels  # noqa: F401
-        import operators.sampling  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 needs_linear_operators = pytest.mark.skipif(
-    not _linear_operators_available(), reason="operators.sampling not available yet"
+    not _importable("operators.kernels", "operators.sampling"), reason="operators.sampling not available yet"
 )
 
 

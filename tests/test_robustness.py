@@ -539,3 +539,21 @@ def test_prior_evaluation_loads_the_shipped_denoiser_as_trained():
     x = torch.rand(1, 1, 16, 16)
     with torch.no_grad():
         assert torch.equal(den(x, 0.1), ref(x, 0.1))
+
+
+def test_prior_evaluation_attacks_the_pnp_map_it_is_given(tmp_path):
+    # the evaluation builds no PnP iteration of its own: the reconstruction map comes from the caller
+    from priors.robustness.run import PriorEvalSpec
+
+    calls = []
+
+    def factory(denoiser, operator, *, sigma, step, iterations):
+        calls.append((sigma, step, iterations))
+        return lambda y: 0.5 * y
+
+    spec = PriorEvalSpec(denoisers=("tv",), images=("camera",), image_size=16, eps=0.5, random_trials=2,
+                         pnp_iterations=2)
+    out = prior_eval.evaluate_priors(spec, out_dir=tmp_path, pnp_map=factory, log=lambda *_: None)
+    assert calls == [(spec.pnp_sigma, out["pnp"]["step"], 2)]
+    row = next(r for r in out["rows"] if r["map"] == "pnp")
+    assert row["empirical_max"] == pytest.approx(0.5, rel=1e-5)

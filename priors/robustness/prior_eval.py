@@ -33,13 +33,11 @@ we report only what is proved.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from operators import Blur, gaussian
@@ -49,11 +47,13 @@ from ..averaged import AveragedResNet
 from ..certify import rigorous_bounds
 from ..denoisers import BM3DDenoiser, TVDenoiser
 from ..pretrained import load_checkpoint
+from ..training_loop import fit_denoiser
 
 __all__ = [
     "amplification_pgd",
     "amplification_random",
     "pnp_map",
+    "PnPMapFactory",
     "pnp_lipschitz_bound",
     "train_denoiser",
     "evaluate_priors",
@@ -61,6 +61,13 @@ __all__ = [
 ]
 
 Map = Callable[[torch.Tensor], torch.Tensor]
+#: ``factory(denoiser, operator, *, sigma, step, iterations) -> Map``: the PnP reconstruction map
+#: ``y -> x_K`` of ``iterations`` PnP proximal-gradient steps with the denoiser called as
+#: ``denoiser(x, sigma)``, step ``step`` and ``x_0 = A^T y``.  :func:`evaluate_priors` receives
+#: it from its caller (the job in :mod:`priors.robustness.run` passes :func:`pnp_map` unless told
+#: otherwise); the map must be differentiable whenever the denoiser is (the PGD attack unrolls it),
+#: and the certified bound :func:`pnp_lipschitz_bound` is only valid for this iteration.
+PnPMapFactory = Callable[..., Map]
 
 
 def _norms(t: torch.Tensor) -> torch.Tensor:
@@ -159,7 +166,11 @@ def pnp_map(denoiser: Callable[[torch.Tensor, float], torch.Tensor], operator, *
             iterations: int) -> Map:
     """``y -> x_K`` of PnP proximal gradient ``x_{k+1} = D(x_k - step A^T(A x_k - y), sigma)``, ``x_0 = A^T y``.
 
-    Differentiable whenever ``denoiser`` is (the iterations are unrolled).
+    Differentiable whenever ``denoiser`` is (the iterations are unrolled).  This is the
+    :data:`PnPMapFactory` the robustness job passes to :func:`evaluate_priors` unless its caller
+    gives another (:func:`priors.robustness.run.run` / ``main(argv, pnp_map=...)``): the solvers
+    of :mod:`pnp` run their denoiser under ``torch.no_grad`` and cannot be attacked by autograd,
+    and ``priors`` never imports ``pnp``.
 
     Examples
     --------
@@ -223,17 +234,11 @@ def train_denoiser(*, constrained: bool, width: int, depth: int, steps: int, pat
     gen = torch.Generator().manual_seed(seed)
     pool = [load_image(name, size=128) for name in training_pool_names()]
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    lo, hi = model.config.sigma_range
     model.train()
     t0 = time.perf_counter()
-    for step in range(steps):
-        x = _patches(batch, patch, gen, pool)
-        sig = lo + (hi - lo) * torch.rand(batch, generator=gen)
-        noisy = x + sig[:, None, None, None] * torch.randn(x.shape, generator=gen)
-        loss = F.mse_loss(model(noisy, sig), x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    # the project's training loop; one generator draws the patches, the levels and the noise
+    fit_denoiser(model, opt, lambda: _patches(batch, patch, gen, pool), noise_range=model.config.sigma_range,
+                 generator=gen, stop=steps)
     log(f"[prior] trained {'averaged' if constrained else 'unconstrained'} denoiser: {steps} steps, "
         f"{time.perf_counter() - t0:.0f}s")
     model.eval()
@@ -248,8 +253,13 @@ def _load_denoiser(path: str):
     return load_checkpoint(path, in_channels=1)
 
 
-def evaluate_priors(spec, *, out_dir: Path, seed: int = 0, progress: bool = False, log=print) -> dict[str, Any]:
-    """Amplification of each denoiser and of its PnP-PGD map on the test images (``spec``: PriorEvalSpec)."""
+def evaluate_priors(spec, *, out_dir: Path, pnp_map: PnPMapFactory, seed: int = 0, progress: bool = False,
+                    log=print) -> dict[str, Any]:
+    """Amplification of each denoiser and of its PnP-PGD map on the test images (``spec``: PriorEvalSpec).
+
+    ``pnp_map`` builds the reconstruction map from a denoiser (see :data:`PnPMapFactory`); the
+    evaluation does not run PnP itself, so the map attacked is the one the caller solves with.
+    """
     gen = torch.Generator().manual_seed(seed)
     clean = torch.cat([load_image(name, size=spec.image_size) for name in spec.images])
     noisy = clean + spec.sigma * torch.randn(clean.shape, generator=gen)

@@ -9,20 +9,19 @@ and of PnP reconstruction maps (:mod:`priors.robustness.prior_eval`).  Writes ``
 ``results.md``, ``results.csv``, ``prior_robustness.{md,csv}`` and ``acc_vs_eps_*.png``.
 
 Use :func:`main` (``main(["config.yaml"])``); exit code 2 with a one-line message on a bad config.
+The configuration lives in :mod:`priors.robustness.config`, the report writers in
+:mod:`priors.robustness.reports`; the PnP map whose robustness is measured is a parameter of
+:func:`run` and :func:`main` (default :func:`priors.robustness.prior_eval.pnp_map`).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import math
 import sys
 import time
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,282 +29,19 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from problems.images import available_images
-from problems.spec import load_yaml_mapping
-
-from .attacks import accuracy, curve_auc, fgsm, gaussian_noise, pgd, robust_accuracy, salt_and_pepper
+from .attacks import accuracy, curve_auc, gaussian_noise, robust_accuracy, salt_and_pepper
 from .certified import certified_curve, lmt_logits, margins
+# the specs and the report writers live in their own modules; their names stay importable from here
+from . import config
+from .config import (PAPER_EPS, DataSpec, EvalSpec, ModelSpec, PriorEvalSpec, RobustnessConfig, TrainSpec,
+                     load_config)
 from .data import ImageDataset, load_dataset
 from .models import ClassifierConfig, SequentialClassifier, build_classifier
-from .prior_eval import evaluate_priors, prior_table
+from .prior_eval import PnPMapFactory, evaluate_priors, pnp_map
+from .reports import classifier_table, write_reports
 
-__all__ = [
-    "TrainSpec",
-    "ModelSpec",
-    "DataSpec",
-    "EvalSpec",
-    "PriorEvalSpec",
-    "RobustnessConfig",
-    "load_config",
-    "train_classifier",
-    "evaluate_classifier",
-    "run",
-    "main",
-]
-
-PAPER_EPS = (36 / 255, 72 / 255, 108 / 255)
-
-
-def _tuple(v: Any) -> tuple:
-    return tuple(v) if isinstance(v, (list, tuple)) else (v,)
-
-
-def _type_ok(value: Any, hint: Any) -> bool:
-    """Whether a YAML value fits a field annotation (scalars, optionals, tuples; others pass)."""
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if hint is type(None):
-        return value is None
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return any(_type_ok(value, arg) for arg in typing.get_args(hint))
-    if typing.get_origin(hint) is tuple:
-        items = value if isinstance(value, (list, tuple)) else [value]
-        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
-        return all(_type_ok(v, args[0]) for v in items) if args else True
-    return True
-
-
-def _hint_name(hint: Any) -> str:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_hint_name(a) for a in typing.get_args(hint))
-    if typing.get_origin(hint) is tuple:
-        return f"a list of {_hint_name(typing.get_args(hint)[0])}"
-    return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
-
-
-def _check_types(cls, data: dict, where: str) -> None:
-    hints = typing.get_type_hints(cls)
-    for key, value in data.items():
-        if not _type_ok(value, hints[key]):
-            raise ValueError(f"{where}.{key} must be {_hint_name(hints[key])}, got {value!r}")
-
-
-def _strict(cls, data: Any, where: str):
-    """Build the frozen dataclass ``cls`` from a mapping, refusing unknown keys and wrong types."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{where} must be a mapping, got {type(data).__name__}")
-    valid = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(valid))
-    if unknown:
-        raise ValueError(f"unknown key {unknown[0]!r} in {where}; valid keys: {', '.join(valid)}")
-    _check_types(cls, data, where)
-    try:
-        return cls(**data)
-    except TypeError as exc:
-        raise ValueError(f"{where}: {exc}") from None
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    """Training of one classifier (Adam, warm-up + cosine learning rate, Lipschitz-margin loss).
-
-    ``margin_eps`` > 0 uses Tsuzuku et al.'s margin loss: ``sqrt(2) * nominal_lipschitz * margin_eps``
-    is added to every non-target logit before the cross-entropy of ``temperature * logits``.
-    ``weight_reg`` / ``jacobian_reg`` weight the contractivity regularisers of ODE blocks.
-    ``time_budget_s`` stops training early (the model is then marked finished).
-    """
-
-    epochs: float = 1.0
-    batch_size: int = 128
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    margin_eps: float = 0.0
-    nominal_lipschitz: float = 1.0
-    temperature: float = 1.0
-    weight_reg: float = 0.0
-    jacobian_reg: float = 0.0
-    time_budget_s: float | None = None
-    checkpoint_every: int = 50
-
-    def __post_init__(self) -> None:
-        if not self.epochs > 0 or self.batch_size < 1 or not self.lr > 0 or not self.temperature > 0:
-            raise ValueError("train: epochs, batch_size, lr and temperature must be > 0")
-        if self.margin_eps < 0 or self.weight_reg < 0 or self.jacobian_reg < 0:
-            raise ValueError("train: margin_eps, weight_reg and jacobian_reg must be >= 0")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One classifier: a name, its architecture, its training, or a checkpoint to load."""
-
-    name: str
-    model: ClassifierConfig
-    train: TrainSpec = field(default_factory=TrainSpec)
-    checkpoint: str | None = None
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Dataset (``fashion_mnist`` idx files, ``fashion_mnist_subset`` npz, ``cifar10``) and sizes."""
-
-    dataset: str = "fashion_mnist"
-    data_dir: str | None = None
-    train_limit: int | None = None
-    test_limit: int | None = None
-    attack_limit: int | None = 1000
-
-    def __post_init__(self) -> None:
-        if self.dataset not in ("fashion_mnist", "fashion_mnist_subset", "cifar10"):
-            raise ValueError(f"data.dataset {self.dataset!r} unknown; valid: fashion_mnist, fashion_mnist_subset, cifar10")
-
-
-@dataclass(frozen=True)
-class EvalSpec:
-    """Radii and attack settings (l2 radii in pixel units of [0, 1] images)."""
-
-    eps: tuple[float, ...] = PAPER_EPS
-    curve_eps_l2: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)
-    curve_eps_linf: tuple[float, ...] = (0.0, 0.01, 0.02, 0.03, 0.05, 0.1)
-    pgd_steps: int = 10
-    pgd_restarts: int = 1
-    gaussian_std: tuple[float, ...] = (0.1, 0.2, 0.3)
-    salt_pepper: tuple[float, ...] = (0.05, 0.1, 0.2)
-    batch_size: int = 250
-
-    def __post_init__(self) -> None:
-        for name in ("eps", "curve_eps_l2", "curve_eps_linf", "gaussian_std", "salt_pepper"):
-            object.__setattr__(self, name, tuple(float(v) for v in _tuple(getattr(self, name))))
-        for name in ("curve_eps_l2", "curve_eps_linf"):
-            vals = getattr(self, name)
-            if len(vals) < 2 or any(b <= a for a, b in zip(vals, vals[1:])):
-                raise ValueError(f"evaluation.{name} must hold at least two increasing radii")
-
-
-@dataclass(frozen=True)
-class PriorEvalSpec:
-    """Worst-case amplification of denoisers and of PnP-PGD reconstruction maps (see prior_eval)."""
-
-    denoisers: tuple[str, ...] = ("averaged", "unconstrained", "bm3d", "tv")
-    images: tuple[str, ...] = ("camera", "astronaut", "coffee", "chelsea", "rocket")
-    image_size: int = 64
-    sigma: float = 25 / 255
-    eps: float = 1.0
-    attack_steps: int = 20
-    random_trials: int = 20
-    width: int = 16
-    depth: int = 4
-    train_steps: int = 300
-    train_patch: int = 32
-    train_batch: int = 16
-    averaged_checkpoint: str | None = None
-    unconstrained_checkpoint: str | None = None
-    blur_std: float = 1.6
-    noise_std: float = 0.01
-    pnp_iterations: int = 10
-    pnp_step: float = 1.0
-    pnp_sigma: float = 0.03
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "denoisers", tuple(_tuple(self.denoisers)))
-        object.__setattr__(self, "images", tuple(_tuple(self.images)))
-        bad = sorted(set(self.denoisers) - {"averaged", "unconstrained", "bm3d", "tv"})
-        if bad:
-            raise ValueError(f"prior_eval.denoisers: {bad[0]!r} unknown; valid: averaged, unconstrained, bm3d, tv")
-        known = available_images()
-        missing = [n for n in self.images if n not in known and not Path(n).is_file()]
-        if missing:  # checked here, not after the classifiers have trained
-            raise ValueError(f"prior_eval.images: {missing[0]!r} is neither a bundled image ({', '.join(known)}) nor a file")
-        if not self.eps > 0 or self.pnp_iterations < 1 or not self.pnp_step > 0:
-            raise ValueError("prior_eval: eps and pnp_step must be > 0 and pnp_iterations >= 1")
-
-
-@dataclass(frozen=True)
-class RobustnessConfig:
-    """Whole job; ``models`` is a list of :class:`ModelSpec`, ``prior_eval`` optional."""
-
-    output_dir: str = "runs/robustness"
-    seed: int = 0
-    threads: int = 1
-    progress: bool = True
-    data: DataSpec = field(default_factory=DataSpec)
-    models: tuple[ModelSpec, ...] = ()
-    evaluation: EvalSpec = field(default_factory=EvalSpec)
-    prior_eval: PriorEvalSpec | None = None
-
-
-def _parse(raw: Any) -> RobustnessConfig:
-    if not isinstance(raw, dict):
-        raise ValueError("config must be a YAML mapping with keys output_dir, seed, threads, progress, data, models, evaluation, prior_eval")
-    raw = dict(raw)
-    top = {f.name for f in dataclasses.fields(RobustnessConfig)}
-    unknown = sorted(set(raw) - top)
-    if unknown:
-        raise ValueError(f"unknown key {unknown[0]!r} in config; valid keys: {', '.join(sorted(top))}")
-    _check_types(RobustnessConfig, {k: v for k, v in raw.items() if k in ("output_dir", "seed", "threads", "progress")},
-                 "config")
-    models = raw.get("models") or []
-    if not isinstance(models, list) or not models:
-        raise ValueError("config needs models: a non-empty list of {name, model, train, checkpoint}")
-    specs = []
-    for i, m in enumerate(models):
-        if not isinstance(m, dict):
-            raise ValueError(f"models[{i}] must be a mapping")
-        m = dict(m)
-        valid = {"name", "model", "train", "checkpoint"}
-        bad = sorted(set(m) - valid)
-        if bad:
-            raise ValueError(f"unknown key {bad[0]!r} in models[{i}]; valid keys: {', '.join(sorted(valid))}")
-        if not isinstance(m.get("name"), str):
-            raise ValueError(f"models[{i}].name must be a string")
-        model_raw = m.get("model") or {}
-        if not isinstance(model_raw, dict):
-            raise ValueError(f"models[{i}].model must be a mapping")
-        try:
-            cfg = ClassifierConfig.from_dict(model_raw)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"models[{i}].model: {exc}") from None
-        specs.append(ModelSpec(name=m["name"], model=cfg, train=_strict(TrainSpec, m.get("train"), f"models[{i}].train"),
-                               checkpoint=m.get("checkpoint")))
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise ValueError(f"model names must be unique, got {names}")
-    prior = raw.get("prior_eval")
-    return RobustnessConfig(
-        output_dir=str(raw.get("output_dir", "runs/robustness")),
-        seed=int(raw.get("seed", 0)),
-        threads=int(raw.get("threads", 1)),
-        progress=bool(raw.get("progress", True)),
-        data=_strict(DataSpec, raw.get("data"), "data"),
-        models=tuple(specs),
-        evaluation=_strict(EvalSpec, raw.get("evaluation"), "evaluation"),
-        prior_eval=None if prior is None else _strict(PriorEvalSpec, prior, "prior_eval"),
-    )
-
-
-def load_config(path: str | Path) -> RobustnessConfig:
-    """Read and validate a YAML config (``yaml.safe_load``; strict keys).
-
-    Examples
-    --------
-    >>> from pathlib import Path
-    >>> cfg = load_config(Path(__file__).parent / "configs" / "tiny.yaml")
-    >>> cfg.data.dataset
-    'fashion_mnist_subset'
-    """
-    try:
-        raw = load_yaml_mapping(path)
-    except FileNotFoundError as exc:
-        raise ValueError(f"{exc}; pass the path of a YAML config") from None
-    return _parse(raw)
-
+__all__ = [*config.__all__, "classifier_table", "train_classifier", "load_classifier", "evaluate_classifier",
+           "run", "main"]
 
 # --------------------------------------------------------------------------------------------
 # training
@@ -478,92 +214,17 @@ def evaluate_classifier(model: SequentialClassifier, test: ImageDataset, spec: E
 # reports
 
 
-def _fmt(v: float) -> str:
-    return f"{100 * v:.1f}"
-
-
-def classifier_table(results: dict[str, dict[str, Any]], eps: tuple[float, ...]) -> str:
-    """Markdown table: clean, certified and PGD-l2 accuracy (%) per model, and the certified L."""
-    heads = ["model", "params", "L bound", "clean"] + [f"cert {round(e * 255)}/255" for e in eps] + \
-            ["clean (attack set)"] + [f"PGD-l2 {round(e * 255)}/255" for e in eps]
-    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
-    for name, r in results.items():
-        params = f"{r['parameters'] / 1000:.0f}k" if "parameters" in r else "-"
-        attacked = _fmt(r["clean_attacked"]) if "clean_attacked" in r else "-"  # absent in older results
-        row = [name, params, f"{r['lipschitz_bound']:.3g}", _fmt(r["clean"])] + [_fmt(v) for v in r["certified"]] + \
-              [attacked] + [_fmt(v) for v in r["pgd_l2"]]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _write_reports(out_dir: Path, cfg: RobustnessConfig, results: dict[str, Any]) -> None:
-    models = results["models"]
-    md = ["# Robustness results", "", f"Dataset: {results['dataset']} (test n={next(iter(models.values()))['n_test']}, "
-          f"attacks on the first {next(iter(models.values()))['n_attack']}); accuracies in %.", "",
-          classifier_table(models, cfg.evaluation.eps), "",
-          "| model | AUC cert (l2) | AUC PGD-l2 | AUC PGD-linf | train steps | train s |", "|---|---|---|---|---|---|"]
-    for name, r in models.items():
-        md.append(f"| {name} | {r['auc_certified']:.3f} | {r['auc_pgd_l2']:.3f} | {r['auc_pgd_linf']:.3f} | "
-                  f"{r['train']['steps']} | {r['train']['train_seconds']:.0f} |")
-    with open(out_dir / "results.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["model", "metric", "eps", "value"])
-        for name, r in models.items():
-            w.writerow([name, "clean", 0.0, r["clean"]])
-            w.writerow([name, "lipschitz_bound", "", r["lipschitz_bound"]])
-            for key, eps_key in (("certified", "eps"), ("pgd_l2", "eps"), ("certified_curve", "curve_eps_l2"),
-                                 ("pgd_l2_curve", "curve_eps_l2"), ("pgd_linf_curve", "curve_eps_linf"),
-                                 ("gaussian", "gaussian_std"), ("salt_pepper", "salt_pepper_amount")):
-                for e, v in zip(r[eps_key], r[key]):
-                    w.writerow([name, key, e, v])
-    if results.get("prior_eval"):
-        table = prior_table(results["prior_eval"])
-        md += ["", "## Prior robustness", "", table]
-        (out_dir / "prior_robustness.md").write_text(table)
-        with open(out_dir / "prior_robustness.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["denoiser", "map", "certified_bound", "empirical_max", "empirical_mean", "attack"])
-            for row in results["prior_eval"]["rows"]:
-                w.writerow([row["denoiser"], row["map"], row["certified"], row["empirical_max"], row["empirical_mean"], row["attack"]])
-    (out_dir / "results.md").write_text("\n".join(md) + "\n")
-    _plots(out_dir, models)
-
-
-def _plots(out_dir: Path, models: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for i, (name, r) in enumerate(models.items()):
-        line = ax.plot(r["curve_eps_l2"], r["pgd_l2_curve"], marker="o", label=f"{name} PGD")[0]
-        ax.plot(r["curve_eps_l2"], r["certified_curve"], ls="--", color=line.get_color(), label=f"{name} certified")
-    ax.set_xlabel("l2 radius eps")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(out_dir / "acc_vs_eps_l2.png", dpi=120)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for name, r in models.items():
-        ax.plot(r["curve_eps_linf"], r["pgd_linf_curve"], marker="o", label=name)
-    ax.set_xlabel("l-inf radius eps")
-    ax.set_ylabel("PGD accuracy")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "acc_vs_eps_linf.png", dpi=120)
-    plt.close(fig)
-
-
 # --------------------------------------------------------------------------------------------
 # entry points
 
 
-def run(cfg: RobustnessConfig, *, log=print) -> dict[str, Any]:
-    """Run the whole job described by ``cfg``; returns the results dictionary (also in results.json)."""
+def run(cfg: RobustnessConfig, *, log=print, pnp_map: PnPMapFactory = pnp_map) -> dict[str, Any]:
+    """Run the whole job described by ``cfg``; returns the results dictionary (also in results.json).
+
+    ``pnp_map`` builds the PnP reconstruction map whose robustness the prior evaluation measures
+    (:data:`priors.robustness.prior_eval.PnPMapFactory`); the default is the unrolled PnP-PGD
+    :func:`priors.robustness.prior_eval.pnp_map`, and a caller that solves with another map passes it.
+    """
     torch.set_num_threads(max(1, cfg.threads))
     out_dir = Path(cfg.output_dir)
     # the data first: a missing dataset must not leave an empty output folder behind
@@ -588,14 +249,17 @@ def run(cfg: RobustnessConfig, *, log=print) -> dict[str, Any]:
             f"pgd-l2 {[round(v, 3) for v in r['pgd_l2']]}")
         (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
     if cfg.prior_eval is not None:
-        results["prior_eval"] = evaluate_priors(cfg.prior_eval, out_dir=out_dir, seed=cfg.seed, progress=cfg.progress, log=log)
+        results["prior_eval"] = evaluate_priors(cfg.prior_eval, out_dir=out_dir, pnp_map=pnp_map, seed=cfg.seed,
+                                            progress=cfg.progress, log=log)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    _write_reports(out_dir, cfg, results)
+    write_reports(out_dir, cfg, results)
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, pnp_map: PnPMapFactory = pnp_map) -> int:
     """``stablepnp robustness CONFIG.yaml [--data-dir D] [--output-dir O] [--no-progress]``.
+
+    ``pnp_map`` is handed to :func:`run` (the CLI layer may inject the map it solves with).
 
     Returns 0 on success, 2 (with a one-line message on stderr) when the config is invalid.
     """
@@ -617,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stablepnp robustness: error: {exc}", file=sys.stderr)
         return 2
     try:
-        run(cfg)
+        run(cfg, pnp_map=pnp_map)
     except (ValueError, FileNotFoundError) as exc:
         print(f"stablepnp robustness: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,284 @@
+"""Configuration of the ``stablepnp robustness`` job: frozen specs read strictly from YAML.
+
+Unknown keys are errors that list the valid ones; a value of the wrong type is an error that names
+the field and the expected type.  :func:`load_config` reads a file, :class:`RobustnessConfig` is
+the whole job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from problems.images import available_images
+from problems.spec import load_yaml_mapping
+
+from .models import ClassifierConfig
+
+__all__ = [
+    "PAPER_EPS",
+    "TrainSpec",
+    "ModelSpec",
+    "DataSpec",
+    "EvalSpec",
+    "PriorEvalSpec",
+    "RobustnessConfig",
+    "load_config",
+]
+
+PAPER_EPS = (36 / 255, 72 / 255, 108 / 255)
+
+
+def _tuple(v: Any) -> tuple:
+    return tuple(v) if isinstance(v, (list, tuple)) else (v,)
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    """Whether a YAML value fits a field annotation (scalars, optionals, tuples; others pass)."""
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if hint is type(None):
+        return value is None
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return all(_type_ok(v, args[0]) for v in items) if args else True
+    return True
+
+
+def _hint_name(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_hint_name(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {_hint_name(typing.get_args(hint)[0])}"
+    return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
+
+
+def _check_types(cls, data: dict, where: str) -> None:
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if not _type_ok(value, hints[key]):
+            raise ValueError(f"{where}.{key} must be {_hint_name(hints[key])}, got {value!r}")
+
+
+def _strict(cls, data: Any, where: str):
+    """Build the frozen dataclass ``cls`` from a mapping, refusing unknown keys and wrong types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be a mapping, got {type(data).__name__}")
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r} in {where}; valid keys: {', '.join(valid)}")
+    _check_types(cls, data, where)
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Training of one classifier (Adam, warm-up + cosine learning rate, Lipschitz-margin loss).
+
+    ``margin_eps`` > 0 uses Tsuzuku et al.'s margin loss: ``sqrt(2) * nominal_lipschitz * margin_eps``
+    is added to every non-target logit before the cross-entropy of ``temperature * logits``.
+    ``weight_reg`` / ``jacobian_reg`` weight the contractivity regularisers of ODE blocks.
+    ``time_budget_s`` stops training early (the model is then marked finished).
+    """
+
+    epochs: float = 1.0
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    margin_eps: float = 0.0
+    nominal_lipschitz: float = 1.0
+    temperature: float = 1.0
+    weight_reg: float = 0.0
+    jacobian_reg: float = 0.0
+    time_budget_s: float | None = None
+    checkpoint_every: int = 50
+
+    def __post_init__(self) -> None:
+        if not self.epochs > 0 or self.batch_size < 1 or not self.lr > 0 or not self.temperature > 0:
+            raise ValueError("train: epochs, batch_size, lr and temperature must be > 0")
+        if self.margin_eps < 0 or self.weight_reg < 0 or self.jacobian_reg < 0:
+            raise ValueError("train: margin_eps, weight_reg and jacobian_reg must be >= 0")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One classifier: a name, its architecture, its training, or a checkpoint to load."""
+
+    name: str
+    model: ClassifierConfig
+    train: TrainSpec = field(default_factory=TrainSpec)
+    checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Dataset (``fashion_mnist`` idx files, ``fashion_mnist_subset`` npz, ``cifar10``) and sizes."""
+
+    dataset: str = "fashion_mnist"
+    data_dir: str | None = None
+    train_limit: int | None = None
+    test_limit: int | None = None
+    attack_limit: int | None = 1000
+
+    def __post_init__(self) -> None:
+        if self.dataset not in ("fashion_mnist", "fashion_mnist_subset", "cifar10"):
+            raise ValueError(f"data.dataset {self.dataset!r} unknown; valid: fashion_mnist, fashion_mnist_subset, cifar10")
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """Radii and attack settings (l2 radii in pixel units of [0, 1] images)."""
+
+    eps: tuple[float, ...] = PAPER_EPS
+    curve_eps_l2: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)
+    curve_eps_linf: tuple[float, ...] = (0.0, 0.01, 0.02, 0.03, 0.05, 0.1)
+    pgd_steps: int = 10
+    pgd_restarts: int = 1
+    gaussian_std: tuple[float, ...] = (0.1, 0.2, 0.3)
+    salt_pepper: tuple[float, ...] = (0.05, 0.1, 0.2)
+    batch_size: int = 250
+
+    def __post_init__(self) -> None:
+        for name in ("eps", "curve_eps_l2", "curve_eps_linf", "gaussian_std", "salt_pepper"):
+            object.__setattr__(self, name, tuple(float(v) for v in _tuple(getattr(self, name))))
+        for name in ("curve_eps_l2", "curve_eps_linf"):
+            vals = getattr(self, name)
+            if len(vals) < 2 or any(b <= a for a, b in zip(vals, vals[1:])):
+                raise ValueError(f"evaluation.{name} must hold at least two increasing radii")
+
+
+@dataclass(frozen=True)
+class PriorEvalSpec:
+    """Worst-case amplification of denoisers and of PnP-PGD reconstruction maps (see prior_eval)."""
+
+    denoisers: tuple[str, ...] = ("averaged", "unconstrained", "bm3d", "tv")
+    images: tuple[str, ...] = ("camera", "astronaut", "coffee", "chelsea", "rocket")
+    image_size: int = 64
+    sigma: float = 25 / 255
+    eps: float = 1.0
+    attack_steps: int = 20
+    random_trials: int = 20
+    width: int = 16
+    depth: int = 4
+    train_steps: int = 300
+    train_patch: int = 32
+    train_batch: int = 16
+    averaged_checkpoint: str | None = None
+    unconstrained_checkpoint: str | None = None
+    blur_std: float = 1.6
+    noise_std: float = 0.01
+    pnp_iterations: int = 10
+    pnp_step: float = 1.0
+    pnp_sigma: float = 0.03
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "denoisers", tuple(_tuple(self.denoisers)))
+        object.__setattr__(self, "images", tuple(_tuple(self.images)))
+        bad = sorted(set(self.denoisers) - {"averaged", "unconstrained", "bm3d", "tv"})
+        if bad:
+            raise ValueError(f"prior_eval.denoisers: {bad[0]!r} unknown; valid: averaged, unconstrained, bm3d, tv")
+        known = available_images()
+        missing = [n for n in self.images if n not in known and not Path(n).is_file()]
+        if missing:  # checked here, not after the classifiers have trained
+            raise ValueError(f"prior_eval.images: {missing[0]!r} is neither a bundled image ({', '.join(known)}) nor a file")
+        if not self.eps > 0 or self.pnp_iterations < 1 or not self.pnp_step > 0:
+            raise ValueError("prior_eval: eps and pnp_step must be > 0 and pnp_iterations >= 1")
+
+
+@dataclass(frozen=True)
+class RobustnessConfig:
+    """Whole job; ``models`` is a list of :class:`ModelSpec`, ``prior_eval`` optional."""
+
+    output_dir: str = "runs/robustness"
+    seed: int = 0
+    threads: int = 1
+    progress: bool = True
+    data: DataSpec = field(default_factory=DataSpec)
+    models: tuple[ModelSpec, ...] = ()
+    evaluation: EvalSpec = field(default_factory=EvalSpec)
+    prior_eval: PriorEvalSpec | None = None
+
+
+def _parse(raw: Any) -> RobustnessConfig:
+    if not isinstance(raw, dict):
+        raise ValueError("config must be a YAML mapping with keys output_dir, seed, threads, progress, data, models, evaluation, prior_eval")
+    raw = dict(raw)
+    top = {f.name for f in dataclasses.fields(RobustnessConfig)}
+    unknown = sorted(set(raw) - top)
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r} in config; valid keys: {', '.join(sorted(top))}")
+    _check_types(RobustnessConfig, {k: v for k, v in raw.items() if k in ("output_dir", "seed", "threads", "progress")},
+                 "config")
+    models = raw.get("models") or []
+    if not isinstance(models, list) or not models:
+        raise ValueError("config needs models: a non-empty list of {name, model, train, checkpoint}")
+    specs = []
+    for i, m in enumerate(models):
+        if not isinstance(m, dict):
+            raise ValueError(f"models[{i}] must be a mapping")
+        m = dict(m)
+        valid = {"name", "model", "train", "checkpoint"}
+        bad = sorted(set(m) - valid)
+        if bad:
+            raise ValueError(f"unknown key {bad[0]!r} in models[{i}]; valid keys: {', '.join(sorted(valid))}")
+        if not isinstance(m.get("name"), str):
+            raise ValueError(f"models[{i}].name must be a string")
+        model_raw = m.get("model") or {}
+        if not isinstance(model_raw, dict):
+            raise ValueError(f"models[{i}].model must be a mapping")
+        try:
+            cfg = ClassifierConfig.from_dict(model_raw)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"models[{i}].model: {exc}") from None
+        specs.append(ModelSpec(name=m["name"], model=cfg, train=_strict(TrainSpec, m.get("train"), f"models[{i}].train"),
+                               checkpoint=m.get("checkpoint")))
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"model names must be unique, got {names}")
+    prior = raw.get("prior_eval")
+    return RobustnessConfig(
+        output_dir=str(raw.get("output_dir", "runs/robustness")),
+        seed=int(raw.get("seed", 0)),
+        threads=int(raw.get("threads", 1)),
+        progress=bool(raw.get("progress", True)),
+        data=_strict(DataSpec, raw.get("data"), "data"),
+        models=tuple(specs),
+        evaluation=_strict(EvalSpec, raw.get("evaluation"), "evaluation"),
+        prior_eval=None if prior is None else _strict(PriorEvalSpec, prior, "prior_eval"),
+    )
+
+
+def load_config(path: str | Path) -> RobustnessConfig:
+    """Read and validate a YAML config (``yaml.safe_load``; strict keys).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> cfg = load_config(Path(__file__).parent / "configs" / "tiny.yaml")
+    >>> cfg.data.dataset
+    'fashion_mnist_subset'
+    """
+    try:
+        raw = load_yaml_mapping(path)
+    except FileNotFoundError as exc:
+        raise ValueError(f"{exc}; pass the path of a YAML config") from None
+    return _parse(raw)
