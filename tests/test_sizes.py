@@ -26,7 +26,6 @@ TARGET_FUNCTION_LINES = 80
 #: split by other work right now; never add to this list, only shrink it.
 ALLOWED_FILES: dict[str, int] = {
     "pnp/algorithms.py": 615,
-    "priors/ridge.py": 643,
 }
 #: functions over the limit, ``path::qualified name`` -> size when listed (likewise).  Over the
 #: ~80 target on 2026-11-30 but under 90: pnp/convergence.py::plot_diagnostics.
