@@ -81,12 +81,16 @@ import torch
 from torch import Tensor
 
 from pnp.assumptions import AssumptionReport, Hypothesis
+from pnp.assumptions_registry import algorithm_classes, algorithm_named
 
 __all__ = [
     "Anderson",
     "AndersonState",
     "ACCELERATIONS",
     "SUPPORTED_ALGORITHMS",
+    "accelerable",
+    "supported_algorithms",
+    "refusal",
     "resolve_acceleration",
     "accelerated_report",
     "STEP_ACCEPTED",
@@ -97,11 +101,7 @@ __all__ = [
 #: Values of ``--accelerate`` / ``solver.accelerate``.
 ACCELERATIONS: tuple[str, ...] = ("auto", "anderson", "none")
 
-#: Governing variable of each supported algorithm: the state fields the fixed-point map acts on.
-_GOVERNING: dict[str, tuple[str, ...]] = {"PGD": ("x",), "HQS": ("x",), "DRS": ("z",), "ADMM": ("x", "u")}
-
-#: Algorithms whose iteration map the safeguard can accelerate without losing the theorem.
-SUPPORTED_ALGORITHMS: tuple[str, ...] = tuple(_GOVERNING)
+_NOT_A_MAP = "it is not a fixed-point iteration of an averaged map"
 
 #: Codes of ``Result.history["anderson"]``.
 STEP_ACCEPTED, STEP_PLAIN, STEP_REJECTED = 1.0, 0.0, -1.0
@@ -109,11 +109,52 @@ STEP_ACCEPTED, STEP_PLAIN, STEP_REJECTED = 1.0, 0.0, -1.0
 _CITATION = ("Zhang, O'Donoghue & Boyd, SIAM J. Optim. 30(4) 2020 (arXiv 1808.03971), Algorithm AA-I-S; "
              "quasi-Fejer argument: Combettes 2001, Thm 3.8")
 
-_WHY_NOT = {
-    "FISTA": "FISTA already extrapolates with momentum and its state is not the iterate of an averaged map",
-    "PDHG": "PDHG's map is averaged only in its own primal-dual metric, not in the Euclidean norm the safeguard "
-            "measures",
-}
+def _class_of(algorithm: Any) -> Any:
+    """The algorithm class of a registered name (any case), a class or an instance (None if unknown)."""
+    if isinstance(algorithm, str):
+        return algorithm_named(algorithm)
+    return algorithm if isinstance(algorithm, type) else type(algorithm)
+
+
+def _not_accelerable(algorithm: Any) -> str | None:
+    """Why the algorithm's class cannot be accelerated with its theorem kept (None when it can).
+
+    Asked of the class: its ``anderson_fields`` (the state the averaged map acts on) and its
+    theory's ``anderson_refusal``.
+    """
+    cls = _class_of(algorithm)
+    if cls is None:
+        return _NOT_A_MAP
+    theory = getattr(cls, "theory", None)
+    why = getattr(theory, "anderson_refusal", _NOT_A_MAP) if theory is not None else _NOT_A_MAP
+    if why is None and getattr(cls, "anderson_fields", None) is None:
+        why = _NOT_A_MAP
+    return why
+
+
+def accelerable(algorithm: Any) -> bool:
+    """Whether safeguarded Anderson acceleration applies to ``algorithm`` (name, class or instance).
+
+    Examples
+    --------
+    >>> import pnp
+    >>> accelerable(pnp.DRS), accelerable("fista")
+    (True, False)
+    """
+    return _not_accelerable(algorithm) is None
+
+
+def supported_algorithms() -> tuple[str, ...]:
+    """Names of the defined algorithm classes whose iteration map the safeguard can accelerate."""
+    return tuple(cls.name for cls in algorithm_classes() if accelerable(cls))
+
+
+def __getattr__(name: str) -> Any:
+    # SUPPORTED_ALGORITHMS is computed from the classes (their anderson_fields and theory), so an
+    # algorithm defined outside the package is included; kept as a module attribute for callers
+    if name == "SUPPORTED_ALGORITHMS":
+        return supported_algorithms()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _governing(state: Any, fields: tuple[str, ...]) -> Tensor:
@@ -294,12 +335,12 @@ class Anderson:
     # ------------------------------------------------------------------ the iteration
     @staticmethod
     def _fields(algorithm: Any) -> tuple[str, ...]:
-        name = getattr(algorithm, "name", type(algorithm).__name__)
-        try:
-            return _GOVERNING[name]
-        except KeyError:
-            raise ValueError(f"accelerate: Anderson acceleration supports {', '.join(SUPPORTED_ALGORITHMS)}, "
-                             f"not {name}") from None
+        fields = getattr(algorithm, "anderson_fields", None)
+        if fields is None:
+            name = getattr(algorithm, "name", type(algorithm).__name__)
+            raise ValueError(f"accelerate: Anderson acceleration supports {', '.join(supported_algorithms())}, "
+                             f"not {name}")
+        return tuple(fields)
 
     def start(self, algorithm: Any, state: Any) -> AndersonState:
         """The accelerated state around the algorithm's initial ``state`` (one application of the map)."""
@@ -424,36 +465,34 @@ def resolve_acceleration(value: Any) -> Anderson | str | None:
                      f"got {value!r}")
 
 
-def refusal(algorithm_name: str, report: AssumptionReport | None) -> str | None:
+def refusal(algorithm: Any, report: AssumptionReport | None) -> str | None:
     """Why safeguarded Anderson acceleration cannot keep a theorem for this run (None when it can).
 
-    ``report`` (the plain run's) is read only for the algorithms the policy supports.
+    ``algorithm`` is a registered name, a class or an instance; ``report`` (the plain run's) is read
+    only for the algorithms the policy supports.
     """
-    if algorithm_name not in _GOVERNING:
-        why = _WHY_NOT.get(algorithm_name, "it is not a fixed-point iteration of an averaged map")
-        return (f"accelerate: anderson does not apply to {algorithm_name} ({why}); use --accelerate none or one of "
-                f"{', '.join(a.lower() for a in SUPPORTED_ALGORITHMS)}")
+    cls = _class_of(algorithm)
+    name = str(getattr(cls, "name", algorithm))
+    why = _not_accelerable(algorithm)
+    if why is not None:
+        return (f"accelerate: anderson does not apply to {name} ({why}); use --accelerate none or one of "
+                f"{', '.join(a.lower() for a in supported_algorithms())}")
     if report is None or report.verdict != "guaranteed":
         verdict = "no report" if report is None else report.verdict
         reason = "" if report is None else (report.reason or report.verdict)
         return (f"accelerate: the safeguard keeps the convergence theorem of the plain iteration, and this "
-                f"{algorithm_name} run has none ({verdict}: {reason}); use --accelerate none")
+                f"{name} run has none ({verdict}: {reason}); use --accelerate none")
     return None
 
 
-def _averaged_constant(algorithm_name: str, report: AssumptionReport, relaxation: float) -> float | None:
-    if algorithm_name in ("PGD", "HQS"):
-        return None if report.alpha is None else relaxation * float(report.alpha)
-    return relaxation / 2.0  # DRS; for ADMM the map of z = x + u
-
-
-def accelerated_report(report: AssumptionReport, policy: Anderson, *, algorithm_name: str, relaxation: float,
+def accelerated_report(report: AssumptionReport, policy: Anderson, *, algorithm_name: Any, relaxation: float,
                        unsafe: bool = False) -> AssumptionReport:
     """The assumption report of the accelerated run: the plain theorem plus the safeguard.
 
-    When the plain verdict is "guaranteed" the verdict stays, the theorem names the safeguarded
-    acceleration and a hypothesis records it; otherwise the acceleration hypothesis fails (the
-    algorithm refuses unless ``unsafe``).
+    ``algorithm_name`` is the algorithm (a registered name, its class or the instance). When the
+    plain verdict is "guaranteed" the verdict stays, the theorem names the safeguarded acceleration
+    and a hypothesis records it; otherwise the acceleration hypothesis fails (the algorithm refuses
+    unless ``unsafe``).
     """
     params = dict(report.params)
     params["acceleration"] = policy.describe()
@@ -466,12 +505,8 @@ def accelerated_report(report: AssumptionReport, policy: Anderson, *, algorithm_
         return dataclasses.replace(report, verdict=verdict, hypotheses=(*report.hypotheses, hyp),
                                    conclusion="", reason=report.reason or hyp.detail, params=params,
                                    unsafe=unsafe or report.unsafe)
-    a = _averaged_constant(algorithm_name, report, relaxation)
-    if algorithm_name == "ADMM":
-        how = (f"the plain ADMM step maps z = x + u by the relaxed Douglas-Rachford operator ({a:.4g}-averaged); "
-               "an Anderson step on (x, u) perturbs z by a multiple of its length")
-    else:
-        how = f"the plain step is the Krasnosel'skii-Mann step of the {a:.4g}-averaged iteration map"
+    theory = _class_of(algorithm_name).theory
+    how = theory.anderson_map(theory.anderson_averaged(report, relaxation))
     detail = (f"Anderson steps taken only when ‖g‖ <= D·Ū·(n+1)^-(1+eps) (D = {policy.safeguard_d:g}, "
               f"eps = {policy.safeguard_eps:g}) with ‖H g‖ <= {policy.max_ratio:g}‖g‖ and a candidate "
               f"residual <= {policy.max_growth:g}‖g‖, so their lengths are summable; {how}")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -39,8 +39,13 @@ from pnp.assumptions import (
     DouglasRachford,
     ForwardBackward,
     HalfQuadratic,
+    Hypothesis,
     PrimalDual,
+    withdraw,
 )
+from pnp.inexact import is_inexact
+from pnp.linear_part import LinearPart, linear_part_of
+from pnp.restart import RESTART_NONE, RESTARTS, check_restart, restart_summary, restarted_state
 from pnp.run import Algorithm, _check_prior
 
 __all__ = [
@@ -81,6 +86,10 @@ class _GradientMethod(Algorithm):
             self._refuse(f"step {step:g} {verb} the convergence bound {rule.rhs} = {bound:g} for {self.name} "
                          f"({self._lipschitz_text()})")
         return step
+
+    def denoiser_input(self, x: Tensor) -> Tensor:
+        """``x − τ∇f(x)``, the input of the prox (FISTA: from its extrapolated point)."""
+        return x - self.step * self._grad_f(x)
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,7 @@ class PGD(_GradientMethod):
 
     name: ClassVar[str] = "PGD"
     theory: ClassVar[ForwardBackward] = ForwardBackward()
+    anderson_fields: ClassVar[tuple[str, ...]] = ("x",)
 
     def _monotone_expected(self) -> tuple[bool, str]:
         r = self._assumptions
@@ -152,11 +162,22 @@ class PGD(_GradientMethod):
 # ====================================================================== FISTA
 @dataclass(frozen=True)
 class FISTAState:
-    """State of :class:`FISTA`: iterate ``x``, extrapolated point ``z``, iteration count."""
+    """State of :class:`FISTA`: iterate ``x``, extrapolated point ``z``, iteration count.
+
+    With adaptive restart (:mod:`pnp.restart`) also: ``epoch_start`` (iteration of the current
+    epoch's start point), ``restarts`` (all) and ``function_restarts`` (iterates replaced because
+    the objective went up), ``last_restart`` (code of this iteration, ``pnp.restart.RESTART_*``)
+    and ``objective`` ``F(x)`` when the restart is guarded by it.
+    """
 
     x: Tensor
     z: Tensor
     iteration: int = 0
+    epoch_start: int = 0
+    restarts: int = 0
+    function_restarts: int = 0
+    last_restart: float = RESTART_NONE
+    objective: float | None = None
 
 
 class FISTA(_GradientMethod):
@@ -166,6 +187,10 @@ class FISTA(_GradientMethod):
     Objective rate ``O(1/k²)`` for ``τ <= 1/L`` (Beck & Teboulle 2009); iterates converge for
     ``a > 2`` (Chambolle & Dossal 2015). No theorem covers a plug-in denoiser.
 
+    Adaptive restart (O'Donoghue & Candès 2015, :mod:`pnp.restart`) resets the momentum when a
+    test sees it pointing uphill; guarded by the objective, it keeps ``F(x_k)`` nonincreasing and
+    ``F(x_k) → min F`` but gives up the global ``O(1/k²)`` claim (the verdict says so).
+
     Parameters
     ----------
     problem_or_fidelity, prior
@@ -174,6 +199,9 @@ class FISTA(_GradientMethod):
         ``τ``, default ``1/L``; a step above ``1/L`` is refused unless ``unsafe=True``.
     momentum : float
         Chambolle–Dossal parameter ``a`` (default 3; ``a >= 2`` required).
+    restart : {"none", "gradient", "function"}
+        Adaptive restart scheme (default "none": plain FISTA). "function" needs the objective (both
+        terms with a value); "gradient" without it keeps no theorem and is refused unless ``unsafe``.
     unsafe : bool
         Run out-of-bound steps (the result is flagged).
 
@@ -192,6 +220,7 @@ class FISTA(_GradientMethod):
     name: ClassVar[str] = "FISTA"
     theory: ClassVar[AcceleratedForwardBackward] = AcceleratedForwardBackward()
     supports_relaxation: ClassVar[bool] = False
+    restart_schemes: ClassVar[tuple[str, ...]] = RESTARTS
 
     def __init__(
         self,
@@ -202,28 +231,58 @@ class FISTA(_GradientMethod):
         relaxation: float = 1.0,
         unsafe: bool = False,
         momentum: float = 3.0,
+        restart: str = "none",
     ) -> None:
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not momentum >= 2:
             raise ValueError(f"momentum must be a number >= 2 (Chambolle-Dossal a; a > 2 for iterate convergence), "
                              f"got {momentum!r}")
         self.momentum = float(momentum)
+        self.restart = check_restart(restart)
         super().__init__(problem_or_fidelity, prior, step=step, relaxation=relaxation, unsafe=unsafe)
+        #: restart tests guarded by F (pnp.restart); needs both terms' values
+        self.guarded = self.restart != "none" and self.has_objective
+        if self.restart != "none" and not self.has_objective:
+            prior_name = getattr(self.prior, "name", type(self.prior).__name__)
+            if self.restart == "function":
+                raise ValueError(f"restart: 'function' needs the objective f + g and the prior {prior_name} has no "
+                                 "value(); use restart='gradient' or 'none'")
+            self._refuse(f"restart: 'gradient' restart without objective values keeps no convergence theorem (the "
+                         f"prior {prior_name} has no value()); use restart='none'")
+            self._assumptions = self._report()
 
     def _theory_settings(self) -> dict[str, Any]:
-        return {**super()._theory_settings(), "momentum": self.momentum}
+        return {**super()._theory_settings(), "momentum": self.momentum, "restart": self.restart}
 
     def parameters(self) -> dict[str, Any]:
-        return {**super().parameters(), "momentum": self.momentum}
+        return {**super().parameters(), "momentum": self.momentum, "restart": self.restart}
+
+    def _monotone_expected(self) -> tuple[bool, str]:
+        if self.guarded and self._assumptions.verdict == "guaranteed":
+            return True, (f"FISTA with {self.restart} restart guarded by the objective (an increase is replaced by "
+                          "a prox-gradient step with step <= 1/L) decreases the objective")
+        return super()._monotone_expected()
 
     def init(self, x0: Tensor) -> FISTAState:
-        return FISTAState(x=x0, z=x0, iteration=0)
+        return FISTAState(x=x0, z=x0, iteration=0, objective=self.objective(x0) if self.guarded else None)
+
+    def forward_backward(self, v: Tensor) -> Tensor:
+        """The prox-gradient step ``prox_{τg}(v − τ∇f(v))``."""
+        return self._prox_g(v - self.step * self._grad_f(v), self.step)
 
     def update(self, state: FISTAState) -> FISTAState:
         k = state.iteration + 1
-        x = self._prox_g(state.z - self.step * self._grad_f(state.z), self.step)
+        x = self.forward_backward(state.z)
+        if self.restart != "none":
+            return restarted_state(self, state, x, k)
         beta = (k - 1) / (k + self.momentum)
         z = x + beta * (x - state.x)
         return FISTAState(x=x, z=z, iteration=k)
+
+    def history_entries(self, state: FISTAState) -> dict[str, float]:
+        return {"restart": state.last_restart} if self.restart != "none" else {}
+
+    def run_diagnostics(self, state: FISTAState) -> dict[str, Any]:
+        return {} if self.restart == "none" else {"restart": restart_summary(self.restart, self.guarded, state)}
 
 
 # ====================================================================== ADMM
@@ -292,6 +351,7 @@ class ADMM(_ProxSplitting):
 
     name: ClassVar[str] = "ADMM"
     theory: ClassVar[DouglasRachford] = DouglasRachford(admm=True)
+    anderson_fields: ClassVar[tuple[str, ...]] = ("x", "u")  # z = x + u is the Douglas-Rachford variable
 
     def init(self, x0: Tensor) -> ADMMState:
         return ADMMState(x=x0, x_data=x0, u=torch.zeros_like(x0), iteration=0)
@@ -349,6 +409,7 @@ class DRS(_ProxSplitting):
 
     name: ClassVar[str] = "DRS"
     theory: ClassVar[DouglasRachford] = DouglasRachford()
+    anderson_fields: ClassVar[tuple[str, ...]] = ("z",)
 
     def init(self, x0: Tensor) -> DRSState:
         return DRSState(z=x0, x=x0, iteration=0)
@@ -404,6 +465,11 @@ class HQS(_ProxSplitting):
 
     name: ClassVar[str] = "HQS"
     theory: ClassVar[HalfQuadratic] = HalfQuadratic()
+    anderson_fields: ClassVar[tuple[str, ...]] = ("x",)
+
+    def denoiser_input(self, x: Tensor) -> Tensor:
+        """``prox_{γf}(x)``, the input of the prior's prox."""
+        return self._prox_f(x, self.step)
 
     def init(self, x0: Tensor) -> HQSState:
         return HQSState(x=x0, x_data=x0, iteration=0)
@@ -417,72 +483,6 @@ class HQS(_ProxSplitting):
 
 
 # ====================================================================== PDHG
-@dataclass(frozen=True)
-class LinearPart:
-    """A prior written as ``g(x) = h(K x)`` for PDHG.
-
-    Parameters
-    ----------
-    forward : callable
-        ``K``: image (B, C, H, W) → dual variable.
-    adjoint : callable
-        ``Kᵀ``.
-    norm_sq : float
-        Upper bound of ``‖K‖²``.
-    prox_conj : callable
-        ``prox_conj(p, sigma) = prox_{σ h*}(p)`` (``h`` includes the prior's weight).
-    description : str
-        One line for reports.
-
-    Examples
-    --------
-    >>> from priors.classical import TV
-    >>> lp = linear_part_of(0.1 * TV())
-    >>> lp.norm_sq, lp.description
-    (8.0, 'isotropic TV: K = forward differences (Neumann), ‖K‖² <= 8')
-    """
-
-    forward: Callable[[Tensor], Tensor]
-    adjoint: Callable[[Tensor], Tensor]
-    norm_sq: float
-    prox_conj: Callable[[Tensor, float], Tensor]
-    description: str = ""
-
-
-def _identity_linear_part(prior: Any) -> LinearPart:
-    def prox_conj(p: Tensor, sigma: float) -> Tensor:
-        # Moreau decomposition: prox_{σ g*}(p) = p − σ prox_{g/σ}(p/σ)
-        with torch.no_grad():
-            return p - sigma * prior.prox(p / sigma, 1.0 / sigma)
-
-    return LinearPart(lambda x: x, lambda p: p, 1.0, prox_conj, "K = I, prox of g* by Moreau's identity")
-
-
-def linear_part_of(prior: Any) -> LinearPart:
-    """Return ``g = h ∘ K`` for PDHG.
-
-    The prior is asked, never recognised by its type: its own ``linear_part()`` gives a
-    :class:`LinearPart`, an object with the same attributes (``priors.tv.TV`` returns a
-    ``TVSplit``: the finite differences of ``priors.tv.grad2d`` and a dual-ball projection), or a
-    ``(K, prox_conj)`` pair with ``K`` a ``LinearOperator`` exposing ``forward``/``adjoint``/``norm()``.
-    A prior without ``linear_part`` gets ``K = I`` with the conjugate's prox from Moreau's
-    identity (any prior with a prox).
-    """
-    fn = getattr(prior, "linear_part", None)
-    if callable(fn):
-        lp = fn()
-        if isinstance(lp, LinearPart):
-            return lp
-        if isinstance(lp, tuple) and len(lp) == 2:
-            K, prox_conj = lp
-            return LinearPart(K.forward, K.adjoint, float(K.norm()) ** 2, prox_conj, f"K = {K!r} (from the prior)")
-        if all(hasattr(lp, a) for a in ("forward", "adjoint", "norm_sq", "prox_conj")):
-            return LinearPart(lp.forward, lp.adjoint, float(lp.norm_sq), lp.prox_conj,
-                              str(getattr(lp, "description", "")))
-        raise TypeError(f"prior.linear_part() must return a pnp.LinearPart or (K, prox_conj), got {type(lp).__name__}")
-    return _identity_linear_part(prior)
-
-
 @dataclass(frozen=True)
 class PDHGState:
     """State of :class:`PDHG`: primal ``x``, extrapolation ``x_bar``, dual ``p``."""
@@ -574,10 +574,7 @@ class PDHG(Algorithm):
 
     def _report(self) -> AssumptionReport:
         report = super()._report()
-        from pnp.assumptions import Hypothesis, withdraw
-        from pnp.inexact import is_inexact
-
-        if self.linear.description.startswith("K = I") and is_inexact(self.prior):
+        if self.linear.identity and is_inexact(self.prior):
             # Moreau's identity would call the iterative prox with errors nobody bounds
             report = withdraw(report, Hypothesis(
                 "inner prox errors summable", False,

@@ -134,18 +134,13 @@ def _denoiser_of(prior: Any) -> tuple[Any, bool]:
 
 
 def _denoiser_input(algorithm: Any, x: Tensor) -> Tensor:
-    """The point at which the iteration calls the denoiser from iterate ``x``.
-
-    PGD (and FISTA at its extrapolated point) denoise ``x − τ∇f(x)``; HQS denoises
-    ``prox_{γf}(x)``; for the others the iterate itself is used as a proxy.
-    """
-    name = getattr(algorithm, "name", "")
+    """The point at which the iteration calls the denoiser from iterate ``x``: the algorithm's own
+    ``denoiser_input`` (PGD and FISTA: ``x − τ∇f(x)``; HQS: ``prox_{γf}(x)``), else ``x`` as a proxy."""
+    fn = getattr(algorithm, "denoiser_input", None)
+    if not callable(fn):
+        return x
     with torch.no_grad():
-        if name in ("PGD", "FISTA"):
-            return x - algorithm.step * algorithm.fidelity.grad(x)
-        if name == "HQS":
-            return algorithm.fidelity.prox(x, algorithm.step)
-    return x
+        return fn(x)
 
 
 def local_lipschitz(denoiser: Any, z: Tensor, sigma: float, *, power_iters: int = 10, seed: int = 0) -> float:
@@ -327,9 +322,10 @@ def _iteration_alpha(algorithm: Any) -> tuple[float | None, str]:
         return None, ("no envelope: the run is accelerated (safeguarded Anderson, pnp.acceleration), so the "
                       "step lengths are not those of the plain averaged iteration; its guarantee is the "
                       "report's theorem (summable Anderson steps, plain steps otherwise)")
-    if getattr(algorithm, "name", "") not in ("PGD", "HQS"):
+    if tuple(getattr(algorithm, "anderson_fields", None) or ()) != ("x",):
+        # the class declares the state its averaged map acts on; only x_{k+1} = T(x_k) has this envelope
         return None, (f"no envelope: {algorithm.name}'s recorded x is not the governing sequence of an averaged "
-                      "map (only PGD and HQS iterate x_{k+1} = T(x_k))")
+                      "map (only algorithms iterating x_{k+1} = T(x_k), such as PGD and HQS)")
     a = lam * float(alpha)
     if not (0.0 < a < 1.0):
         return None, f"no envelope: relaxed constant lambda*alpha = {a:.4g} is not in (0, 1)"
@@ -439,6 +435,61 @@ def run_with_diagnostics(
     return result, diag
 
 
+def _plot_steps(ax: Any, runs: dict[str, ConvergenceDiagnostics], colors: list[str]) -> None:
+    """Panel 1: step lengths with the averaged envelope and the 1/sqrt(k) reference (log-log)."""
+    for i, (label, dg) in enumerate(runs.items()):
+        c = colors[i % len(colors)]
+        k = list(range(1, len(dg.step_lengths) + 1))
+        steps = [max(s, 1e-300) for s in dg.step_lengths]
+        ax.loglog(k, steps, color=c, lw=1.4, label=f"{label}: ‖x_{{k+1}}−x_k‖")
+        if dg.envelope is not None:
+            ax.loglog(k, dg.envelope, color=c, ls="--", lw=1.0,
+                      label=f"{label}: bound dist₀/√((k+1)(1−a)/a), a={dg.alpha:.3g} (dist₀ est.)")
+        if dg.reference:
+            ax.loglog(k, dg.reference, color=c, ls=":", lw=1.0, label=f"{label}: d₀/√(k+1) (slope ref.)")
+    ax.set_xlabel("iteration k")
+    ax.set_ylabel("step length")
+    ax.set_title("fixed-point residual")
+    ax.legend(fontsize=6.5)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def _plot_local_lipschitz(ax: Any, runs: dict[str, ConvergenceDiagnostics], colors: list[str]) -> None:
+    """Panel 2: the denoiser's local Lipschitz estimates along the iterates (or "not computed")."""
+    any_lip = False
+    for i, (label, dg) in enumerate(runs.items()):
+        if dg.local_lipschitz:
+            any_lip = True
+            ax.plot([p.iteration for p in dg.local_lipschitz], [p.estimate for p in dg.local_lipschitz], "o-",
+                    color=colors[i % len(colors)], label=label)
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_xlabel("iteration k")
+    ax.set_ylabel("‖J_D(z_k)‖ (power iteration)")
+    ax.set_title("denoiser local Lipschitz along iterates")
+    if not any_lip:
+        ax.text(0.5, 0.5, "not computed", ha="center", va="center", transform=ax.transAxes)
+        return
+    first = min(p.iteration for dg in runs.values() for p in dg.local_lipschitz)
+    if first >= 1:
+        ax.set_xscale("log")
+    else:
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlim(left=0)
+    ax.legend(fontsize=7)
+
+
+def _plot_psnr(ax: Any, psnr: dict[str, Sequence[float]], colors: list[str]) -> None:
+    """Panel 3: PSNR histories."""
+    for i, (label, h) in enumerate(psnr.items()):
+        ax.plot(range(1, len(h) + 1), h, color=colors[i % len(colors)], label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("iteration k")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title("PSNR vs iteration")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+
+
 def plot_diagnostics(
     diagnostics: ConvergenceDiagnostics | dict[str, ConvergenceDiagnostics],
     path: str | Path,
@@ -467,53 +518,10 @@ def plot_diagnostics(
     fig = Figure(figsize=(5.2 * n_panels, 4.2))
     axes = fig.subplots(1, n_panels)
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
-    ax = axes[0]
-    for i, (label, dg) in enumerate(runs.items()):
-        c = colors[i % len(colors)]
-        k = list(range(1, len(dg.step_lengths) + 1))
-        steps = [max(s, 1e-300) for s in dg.step_lengths]
-        ax.loglog(k, steps, color=c, lw=1.4, label=f"{label}: ‖x_{{k+1}}−x_k‖")
-        if dg.envelope is not None:
-            ax.loglog(k, dg.envelope, color=c, ls="--", lw=1.0,
-                      label=f"{label}: bound dist₀/√((k+1)(1−a)/a), a={dg.alpha:.3g} (dist₀ est.)")
-        if dg.reference:
-            ax.loglog(k, dg.reference, color=c, ls=":", lw=1.0, label=f"{label}: d₀/√(k+1) (slope ref.)")
-    ax.set_xlabel("iteration k")
-    ax.set_ylabel("step length")
-    ax.set_title("fixed-point residual")
-    ax.legend(fontsize=6.5)
-    ax.grid(True, which="both", alpha=0.3)
-    ax = axes[1]
-    any_lip = False
-    for i, (label, dg) in enumerate(runs.items()):
-        if dg.local_lipschitz:
-            any_lip = True
-            ax.plot([p.iteration for p in dg.local_lipschitz], [p.estimate for p in dg.local_lipschitz], "o-",
-                    color=colors[i % len(colors)], label=label)
-    ax.axhline(1.0, color="k", lw=0.8, ls="--")
-    ax.set_xlabel("iteration k")
-    ax.set_ylabel("‖J_D(z_k)‖ (power iteration)")
-    ax.set_title("denoiser local Lipschitz along iterates")
-    if any_lip:
-        first = min(p.iteration for dg in runs.values() for p in dg.local_lipschitz)
-        if first >= 1:
-            ax.set_xscale("log")
-        else:
-            ax.set_xscale("symlog", linthresh=1)
-            ax.set_xlim(left=0)
-        ax.legend(fontsize=7)
-    else:
-        ax.text(0.5, 0.5, "not computed", ha="center", va="center", transform=ax.transAxes)
+    _plot_steps(axes[0], runs, colors)
+    _plot_local_lipschitz(axes[1], runs, colors)
     if psnr:
-        ax = axes[2]
-        for i, (label, h) in enumerate(psnr.items()):
-            ax.plot(range(1, len(h) + 1), h, color=colors[i % len(colors)], label=label)
-        ax.set_xscale("log")
-        ax.set_xlabel("iteration k")
-        ax.set_ylabel("PSNR (dB)")
-        ax.set_title("PSNR vs iteration")
-        ax.legend(fontsize=7)
-        ax.grid(True, which="both", alpha=0.3)
+        _plot_psnr(axes[2], psnr, colors)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -38,20 +38,22 @@ from typing import Any
 
 from torch import Tensor
 
-__all__ = ["InexactSchedule", "InexactProxTracker", "default_schedule", "is_inexact", "reports_accuracy",
-           "DELTA", "SCHEDULE_C"]
+from pnp.assumptions_registry import theory_named
+
+__all__ = ["InexactSchedule", "InexactProxTracker", "default_schedule", "citation", "is_inexact", "reports_accuracy",
+           "DELTA", "SCHEDULE_C", "CITATION_FORWARD_BACKWARD", "CITATION_ACCELERATED", "CITATION_ADMM", "CITATION_DRS"]
 
 #: Exponent margin of the schedules: errors decay like 1/k^(1+DELTA) (1/k^(2+DELTA) for FISTA).
 DELTA = 0.1
 #: Constant of the schedules, relative to the norm of the first prox input.
 SCHEDULE_C = 1.0
 
-_CITATIONS = {
-    "FISTA": "Schmidt, Le Roux & Bach, NeurIPS 2011, Prop. 2 (accelerated: sum k e_k < inf)",
-    "ADMM": "Eckstein & Bertsekas 1992, Thm 8 (ADMM / Douglas-Rachford with summable errors)",
-    "DRS": "Eckstein & Bertsekas 1992, Thm 8 (Douglas-Rachford with summable errors)",
-}
-_FB = "Combettes & Wajs 2005, Thm 3.4 (forward-backward with summable prox errors)"
+#: The theorems that allow summable inner errors; each algorithm's theory names the one it rests on
+#: (``Theory.inexact_citation``), with the schedule exponent it needs (``Theory.inexact_power``).
+CITATION_FORWARD_BACKWARD = "Combettes & Wajs 2005, Thm 3.4 (forward-backward with summable prox errors)"
+CITATION_ACCELERATED = "Schmidt, Le Roux & Bach, NeurIPS 2011, Prop. 2 (accelerated: sum k e_k < inf)"
+CITATION_ADMM = "Eckstein & Bertsekas 1992, Thm 8 (ADMM / Douglas-Rachford with summable errors)"
+CITATION_DRS = "Eckstein & Bertsekas 1992, Thm 8 (Douglas-Rachford with summable errors)"
 
 
 @dataclass(frozen=True)
@@ -89,14 +91,26 @@ class InexactSchedule:
         return f"{self.c:g} ‖v_1‖ / k^{self.power:g}"
 
 
-def default_schedule(algorithm: str) -> InexactSchedule:
-    """The schedule an algorithm needs: ``1/k^(2+δ)`` for FISTA, ``1/k^(1+δ)`` for the others."""
-    return InexactSchedule(power=(2.0 if algorithm.upper() == "FISTA" else 1.0) + DELTA)
+def _theory_of(algorithm: Any) -> Any:
+    """The theorem of an algorithm given by name (registered), class or instance; or a theorem itself."""
+    if isinstance(algorithm, str):
+        return theory_named(algorithm)
+    return getattr(algorithm, "theory", algorithm)
 
 
-def citation(algorithm: str) -> str:
-    """The theorem that allows summable inner errors for ``algorithm``."""
-    return _CITATIONS.get(algorithm.upper(), _FB)
+def default_schedule(algorithm: Any) -> InexactSchedule:
+    """The schedule the theorem of ``algorithm`` needs: ``1/k^(2+δ)`` for FISTA, ``1/k^(1+δ)`` for the others.
+
+    ``algorithm`` is a registered algorithm name (any case), an algorithm class or instance, or its
+    :class:`pnp.assumptions.Theory`; the exponent is the theorem's ``inexact_power`` (the
+    forward-backward one, ``1 + δ``, for a name nobody registered).
+    """
+    return InexactSchedule(power=float(getattr(_theory_of(algorithm), "inexact_power", 1.0 + DELTA)))
+
+
+def citation(algorithm: Any) -> str:
+    """The theorem that allows summable inner errors for ``algorithm`` (as for :func:`default_schedule`)."""
+    return str(getattr(_theory_of(algorithm), "inexact_citation", CITATION_FORWARD_BACKWARD))
 
 
 def is_inexact(prior: Any) -> bool:

@@ -24,14 +24,14 @@ from torch import Tensor
 
 from operators.fidelity import PenalizedFidelity
 from priors.classical import Box
-from problems.metrics import psnr
-
-from pnp.assumptions import AssumptionReport, Theory, register_theory
-from pnp.diagnostics import DivergenceMonitor, MonotonicityCheck, MonotonicityReport, relative_residual
+from pnp.assumptions import AssumptionReport, Theory, describe_fidelity, register_theory
+from pnp.assumptions_registry import register_class
+from pnp.diagnostics import DivergenceMonitor, relative_residual
 from pnp.result import Result
-from pnp.stopping import AllOf, AnyOf, IterationInfo, StoppingCriterion, Tolerance, default_criterion
+from pnp.run_log import RunLog, predicted_total
+from pnp.stopping import IterationInfo, StoppingCriterion, default_criterion
 
-__all__ = ["Algorithm", "DataFidelityLike", "PriorLike"]
+__all__ = ["Algorithm", "DataFidelityLike", "PriorLike", "predicted_total"]
 
 
 @runtime_checkable
@@ -76,47 +76,6 @@ def _check_prior(prior: Any) -> Any:
             "wrap a denoiser as priors.DenoiserPrior(denoiser, sigma=...)"
         )
     return prior
-
-
-def _tolerance_of(criterion: StoppingCriterion) -> float | None:
-    """The residual tolerance a criterion stops at (the largest one in a composition), if any."""
-    if isinstance(criterion, Tolerance):
-        return criterion.tol
-    if isinstance(criterion, (AnyOf, AllOf)):
-        tols = [t for t in (_tolerance_of(c) for c in criterion.criteria) if t is not None]
-        return max(tols) if tols else None
-    return None
-
-
-def predicted_total(residuals: list[float], tol: float | None, max_iter: int | None, *, window: int = 20) -> int | None:
-    """Iterations a run is expected to take: where the residual's recent geometric decay reaches ``tol``.
-
-    The rate is measured on the running minimum of the residual over the last ``window``
-    iterations (Anderson residuals zigzag); without a tolerance or a measurable decay the
-    answer is ``max_iter``. This is what the progress bar's total (hence its ETA) follows,
-    instead of promising the time to ``max_iter`` for a run that stops at ``tol``.
-
-    Examples
-    --------
-    >>> predicted_total([10.0 ** -k for k in range(1, 8)], 1e-10, 1000)
-    10
-    """
-    n = len(residuals)
-    if tol is None or n < 3:
-        return max_iter
-    best: list[float] = []
-    for r in residuals[-(window + 1):]:
-        best.append(min(r, best[-1]) if best else r)
-    span = len(best) - 1
-    if not (best[0] > 0 and best[-1] > 0 and math.isfinite(best[0]) and math.isfinite(best[-1])):
-        return max_iter
-    slope = (math.log(best[-1]) - math.log(best[0])) / span
-    if best[-1] <= tol:
-        return n
-    if slope >= 0:
-        return max_iter
-    total = n + math.ceil(math.log(tol / best[-1]) / slope - 1e-9)
-    return total if max_iter is None else min(total, max_iter)
 
 
 def _check_positive(name: str, value: Any) -> float:
@@ -164,12 +123,18 @@ class Algorithm:
     supports_relaxation: ClassVar[bool] = True
     #: gradient methods take a smooth prior into f (see __init__); proximal splittings use its prox
     absorbs_smooth_prior: ClassVar[bool] = False
+    #: the state fields the averaged iteration map acts on (safeguarded Anderson acceleration,
+    #: :mod:`pnp.acceleration`); None when the iteration is not such a map
+    anderson_fields: ClassVar[tuple[str, ...] | None] = None
+    #: values of the ``restart`` keyword the class accepts (FISTA's adaptive restart, :mod:`pnp.restart`)
+    restart_schemes: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         # pnp.check_assumptions("NAME", ...) finds the theory of the class that declares that name
         if "name" in cls.__dict__ and cls.theory is not None:
             register_theory(cls.name, cls.theory)
+            register_class(cls)
 
     def __init__(
         self,
@@ -289,13 +254,13 @@ class Algorithm:
         ``"auto"`` means safeguarded Anderson acceleration when the plain run is guaranteed and the
         algorithm's map can be accelerated, else none.
         """
-        from pnp.acceleration import SUPPORTED_ALGORITHMS, Anderson, accelerated_report, refusal, resolve_acceleration
+        from pnp.acceleration import Anderson, accelerable, accelerated_report, refusal, resolve_acceleration
 
         policy = resolve_acceleration(accelerate)
         if policy is None:
             return
-        why = refusal(self.name, self._assumptions)
-        if why is not None and self.name not in SUPPORTED_ALGORITHMS:
+        why = refusal(self, self._assumptions)
+        if why is not None and not accelerable(self):
             if policy == "auto":
                 return
             raise ValueError(why)
@@ -306,12 +271,11 @@ class Algorithm:
         elif why is not None:
             self._refuse(why)
         self.acceleration = policy
-        self._assumptions = accelerated_report(self._assumptions, policy, algorithm_name=self.name,
+        self._assumptions = accelerated_report(self._assumptions, policy, algorithm_name=self,
                                                relaxation=self.relaxation, unsafe=self.unsafe_used)
 
     def _lipschitz_text(self) -> str:
-        is_l2 = type(self.fidelity).__name__ == "L2Fidelity"
-        return f"L = ‖A‖² = {self.L:g}" if is_l2 else f"L = Lip(∇f) = {self.L:g}"
+        return f"L = {describe_fidelity(self.fidelity, self.L).L_text} = {self.L:g}"
 
     def _require_L(self, what: str) -> float:
         if self.L is None:
@@ -345,7 +309,7 @@ class Algorithm:
         if tracker is None and "_inexact" not in self.__dict__:
             from pnp.inexact import InexactProxTracker, default_schedule, is_inexact
 
-            tracker = InexactProxTracker(self.prior, default_schedule(self.name), self.name) \
+            tracker = InexactProxTracker(self.prior, default_schedule(self), self.name) \
                 if is_inexact(self.prior) else None
             self._inexact = tracker
         return tracker
@@ -379,6 +343,10 @@ class Algorithm:
                 f"the run ended '{status}' ({why}), which the theorem excludes when its hypotheses hold: no "
                 "minimiser / fixed point exists or a numerical failure broke them"))
         return report
+
+    def denoiser_input(self, x: Tensor) -> Tensor:
+        """The point at which one iteration from ``x`` calls the prior's prox (``x`` unless overridden)."""
+        return x
 
     def _grad_f(self, x: Tensor) -> Tensor:
         return self.fidelity.grad(x)
@@ -455,8 +423,6 @@ class Algorithm:
         -------
         Result
         """
-        from tqdm.auto import tqdm
-
         criterion = stop if stop is not None else default_criterion(max_iter, tol, time_limit)
         if not isinstance(criterion, StoppingCriterion):
             raise TypeError(f"stop must be a StoppingCriterion, got {type(criterion).__name__}")
@@ -465,145 +431,108 @@ class Algorithm:
             if not isinstance(monitor, DivergenceMonitor):
                 raise TypeError(f"divergence must be a DivergenceMonitor or None, got {type(monitor).__name__}")
             monitor.reset()
+        x0 = self._checked_x0(x0)
+        if self._inexact_tracker() is not None:
+            self._inexact.reset()  # the schedule restarts at k = 1 with every run
+        log = RunLog(self, x0, truth=truth, criterion=criterion, progress=progress, monotone_rtol=monotone_rtol)
+        state = self.init(x0)
+        start_seconds = 0.0
+        if self.acceleration is not None:
+            # the policy's state wraps the algorithm's; its .x is the current estimate
+            start_seconds = time.perf_counter()
+            state = self.acceleration.start(self, state)
+            start_seconds = time.perf_counter() - start_seconds
+        diagnostics: dict[str, Any] = {}
+        t0 = time.perf_counter() - start_seconds
+        try:
+            status, k, state = self._iterate(state, x0, criterion, monitor, log, callback, diagnostics, t0)
+        finally:
+            log.close()
+        seconds = time.perf_counter() - t0
+        return self._result(state, status, k, seconds, log, diagnostics)
 
+    def _checked_x0(self, x0: Tensor | None) -> Tensor:
         x0 = self.default_x0() if x0 is None else x0
         if not isinstance(x0, Tensor) or x0.ndim != 4:
             raise ValueError("x0 must be a tensor of shape (B, C, H, W)")
         if not bool(torch.isfinite(x0).all()):
             raise ValueError("x0 contains NaN or Inf; pass a finite starting image")
-        eps = torch.finfo(x0.dtype).eps if x0.is_floating_point() else 2.2e-16
-        if self._inexact_tracker() is not None:
-            self._inexact.reset()  # the schedule restarts at k = 1 with every run
+        return x0
 
-        use_problem_psnr = False
-        if truth is None and self.problem is not None:
-            truth = getattr(self.problem, "truth", None)
-            use_problem_psnr = truth is not None and callable(getattr(self.problem, "psnr", None))
-
-        def measure_psnr(x: Tensor) -> float:
-            if use_problem_psnr:
-                return float(self.problem.psnr(x))
-            return float(psnr(x, truth).mean())  # the problem's score: per-image PSNR averaged over the batch
-
-        history: dict[str, list[float]] = {"residual": [], "time": []}
-        record_objective = self.has_objective
-        if record_objective:
-            history["objective"] = []
-        if truth is not None:
-            history["psnr"] = []
-
-        expected, why = self._monotone_expected()
+    def _iterate(self, state: Any, x0: Tensor, criterion: StoppingCriterion, monitor: DivergenceMonitor | None,
+                 log: RunLog, callback: Callable[[int, Any, dict[str, float]], None] | None,
+                 diagnostics: dict[str, Any], t0: float) -> tuple[str, int, Any]:
+        """The loop of :meth:`run`: returns ``(status, iterations, last finite state)``."""
         policy = self.acceleration
-        if policy is not None and expected:
-            expected, why = False, "an accelerated run does not decrease the objective monotonically"
-        mono = MonotonicityCheck(rtol=monotone_rtol, reason=why) if (expected and record_objective) else None
-        if mono is not None:
-            f0 = self.objective(x0)
-            if f0 is not None:
-                mono.update(0, f0)
-
-        state = self.init(x0)
-        start_seconds = 0.0
-        if policy is not None:
-            # the policy's state wraps the algorithm's; its .x is the current estimate
-            start_seconds = time.perf_counter()
-            state = policy.start(self, state)
-            start_seconds = time.perf_counter() - start_seconds
-            history["anderson"] = []
-            history["evaluations"] = []
-        status: str | None = None
-        diagnostics: dict[str, Any] = {}
-        k = 0
+        eps = torch.finfo(x0.dtype).eps if x0.is_floating_point() else 2.2e-16
         old_norm = float(torch.linalg.vector_norm(x0))
-        bar_tol = _tolerance_of(criterion)
-        bar = tqdm(total=criterion.max_iterations, desc=self.name, disable=not progress, leave=False,
-                   dynamic_ncols=True)
-        t0 = time.perf_counter() - start_seconds
-        try:
-            while status is None:
-                if policy is None:
-                    new = self.update(state)
-                    rel, d, nx = relative_residual(new.x, state.x, old_norm=old_norm)
-                else:
-                    # residual: ‖v − T v‖/‖v‖ of the governing variable at the new iterate
-                    new = policy.step(self, state)
-                    rel, d, nx = new.relative_residual, new.residual_norm, new.x_norm
-                if not (math.isfinite(d) and math.isfinite(nx)):
-                    finite_entries = bool(torch.isfinite(new.x).all())
-                    status = "diverged" if finite_entries else "nan"
-                    diagnostics["stopped_at_iteration"] = k + 1
-                    diagnostics["stop_reason"] = (
-                        "iterate norm overflowed" if finite_entries else f"NaN/Inf in the iterate at iteration {k + 1}"
-                    )
-                    break
-                k += 1
-                state = new
-                old_norm = nx
-                elapsed = time.perf_counter() - t0
-                record: dict[str, float] = {"residual": rel, "time": elapsed}
-                history["residual"].append(rel)
-                history["time"].append(elapsed)
-                if record_objective:
-                    F = self.objective(state.x)
-                    history["objective"].append(F)
-                    record["objective"] = F
-                    if mono is not None:
-                        mono.update(k, F)
-                if truth is not None:
-                    p = measure_psnr(state.x)
-                    history["psnr"].append(p)
-                    record["psnr"] = p
-                if policy is not None:
-                    history["anderson"].append(new.last)
-                    history["evaluations"].append(float(new.evaluations))
-                if callback is not None:
-                    callback(k, state if policy is None else state.image, record)
-                if monitor is not None:
-                    div = monitor.update(k, d, x_norm=nx, eps=eps)
-                    if div is not None:
-                        status = "diverged"
-                        diagnostics["divergence"] = div
-                        diagnostics["stop_reason"] = str(div)
-                        break
-                status = criterion.check(IterationInfo(iteration=k, residual=rel, seconds=elapsed))
-                if progress:
-                    post = {"res": f"{rel:.2e}"}
-                    if truth is not None:
-                        post["psnr"] = f"{record['psnr']:.2f}"
-                    bar.set_postfix(post, refresh=False)
-                    # an honest ETA: the total follows the predicted stop at tol, not max_iter
-                    total = predicted_total(history["residual"], bar_tol, criterion.max_iterations)
-                    if total is not None and total != bar.total:
-                        bar.total = max(total, k)
-                    bar.update(1)
-        finally:
-            bar.close()
-        seconds = time.perf_counter() - t0
+        k = 0
+        status: str | None = None
+        while status is None:
+            if policy is None:
+                new = self.update(state)
+                rel, d, nx = relative_residual(new.x, state.x, old_norm=old_norm)
+            else:
+                # residual: ‖v − T v‖/‖v‖ of the governing variable at the new iterate
+                new = policy.step(self, state)
+                rel, d, nx = new.relative_residual, new.residual_norm, new.x_norm
+            if not (math.isfinite(d) and math.isfinite(nx)):
+                finite_entries = bool(torch.isfinite(new.x).all())
+                diagnostics["stopped_at_iteration"] = k + 1
+                diagnostics["stop_reason"] = (
+                    "iterate norm overflowed" if finite_entries else f"NaN/Inf in the iterate at iteration {k + 1}"
+                )
+                return ("diverged" if finite_entries else "nan"), k, state
+            k += 1
+            state, old_norm = new, nx
+            elapsed = time.perf_counter() - t0
+            record = log.record(k, state, new if policy is not None else None, rel, elapsed)
+            if callback is not None:
+                callback(k, state if policy is None else state.image, record)
+            if monitor is not None:
+                div = monitor.update(k, d, x_norm=nx, eps=eps)
+                if div is not None:
+                    diagnostics["divergence"] = div
+                    diagnostics["stop_reason"] = str(div)
+                    return "diverged", k, state
+            status = criterion.check(IterationInfo(iteration=k, residual=rel, seconds=elapsed))
+            log.show(k, rel, record)
+        return status, k, state
 
-        diagnostics["monotone"] = (
-            mono.report() if mono is not None else MonotonicityReport(checked=False, holds=True, reason=why)
-        )
+    def _result(self, state: Any, status: str, k: int, seconds: float, log: RunLog,
+                diagnostics: dict[str, Any]) -> Result:
+        """The :class:`Result` of a finished run (``state`` the last finite one)."""
+        diagnostics["monotone"] = log.monotone_report()
         diagnostics.setdefault("divergence", None)
         diagnostics["last_finite_iteration"] = k
-        if policy is not None:
-            diagnostics["acceleration"] = policy.summary(state)
+        if self.acceleration is not None:
+            diagnostics["acceleration"] = self.acceleration.summary(state)
+        else:
+            diagnostics.update(self.run_diagnostics(state))
         if self._overrides:
             diagnostics["unsafe_overrides"] = list(self._overrides)
-        assert status is not None
         return Result(
             x=state.x,
             converged=status == "converged",
             status=status,
             iterations=k,
             seconds=seconds,
-            history=history,
-            report=self._final_report(status, k, history, diagnostics),
+            history=log.history,
+            report=self._final_report(status, k, log.history, diagnostics),
             unsafe=self.unsafe_used,
             algorithm=self.name,
             step=self.step,
             params=self.parameters(),
             diagnostics=diagnostics,
         )
+
+    def history_entries(self, state: Any) -> dict[str, float]:
+        """Numbers of this iteration an algorithm adds to ``Result.history`` (e.g. FISTA's restarts)."""
+        return {}
+
+    def run_diagnostics(self, state: Any) -> dict[str, Any]:
+        """What an algorithm adds to ``Result.diagnostics`` at the end of a run (e.g. its restart counts)."""
+        return {}
 
     def __repr__(self) -> str:
         return (f"{self.name}(fidelity={type(self.fidelity).__name__}, prior={self.prior!r}, step={self.step:.4g}, "

@@ -209,6 +209,38 @@ def test_solver_spec_and_build_algorithm_refuse_fista(blur):
         FISTA(L2Fidelity(A, y), 0.01 * Tikhonov(), accelerate="anderson")  # no such option
 
 
+def test_acceleration_is_asked_of_the_class_never_its_name(blur):
+    from typing import ClassVar
+
+    from pnp.acceleration import accelerable, refusal, supported_algorithms
+    from pnp.assumptions import ForwardBackward, Theory
+    from pnp.assumptions_registry import _CLASSES, _THEORIES
+
+    class DampedPGD(PGD):  # defined outside the package: inherits PGD's governing variable
+        name: ClassVar[str] = "DampedPGD"
+        theory: ClassVar[Theory] = ForwardBackward()
+
+    class Opaque(PGD):  # declares no averaged map: the safeguard has nothing to accelerate
+        name: ClassVar[str] = "Opaque"
+        anderson_fields: ClassVar[tuple[str, ...] | None] = None
+
+    A, y, _ = blur
+    try:
+        assert accelerable(DampedPGD) and "DampedPGD" in supported_algorithms()
+        assert isinstance(DampedPGD(L2Fidelity(A, y), 0.01 * Tikhonov(), accelerate="anderson").acceleration,
+                          Anderson)
+        assert not accelerable(Opaque) and "Opaque" not in supported_algorithms()
+        with pytest.raises(ValueError, match="^accelerate: anderson does not apply to Opaque"):
+            Opaque(L2Fidelity(A, y), 0.01 * Tikhonov(), accelerate="anderson")
+        assert Opaque(L2Fidelity(A, y), 0.01 * Tikhonov(), accelerate="auto").acceleration is None
+        assert refusal("fista", None).startswith("accelerate: anderson does not apply to FISTA (FISTA already")
+        assert set(supported_algorithms()) >= {"PGD", "HQS", "DRS", "ADMM"}
+    finally:
+        for key in ("DAMPEDPGD", "OPAQUE"):
+            _THEORIES.pop(key, None)
+            _CLASSES.pop(key, None)
+
+
 def test_cli_accelerate_flag(tmp_path, capsys):
     from pnp.cli import main
 

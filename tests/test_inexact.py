@@ -101,6 +101,31 @@ def test_schedules_are_summable():
         InexactSchedule(power=1.0)
 
 
+def test_the_schedule_is_declared_by_the_theorem_not_looked_up_by_name():
+    from typing import ClassVar
+
+    from pnp.assumptions import AcceleratedForwardBackward, Theory
+    from pnp.assumptions_registry import _CLASSES, _THEORIES
+    from pnp.inexact import CITATION_ACCELERATED, citation
+
+    assert default_schedule(FISTA).power == FISTA.theory.inexact_power == pytest.approx(2.1)
+    assert default_schedule(PGD.theory).power == pytest.approx(1.1)
+    assert citation("fista") == CITATION_ACCELERATED and "Eckstein" in citation(DRS)
+
+    class Nesterov(FISTA):  # an accelerated method under another name brings its own schedule
+        name: ClassVar[str] = "Nesterov"
+        theory: ClassVar[Theory] = AcceleratedForwardBackward()
+
+    try:
+        assert default_schedule("nesterov").power == pytest.approx(2.1)
+        fid = L2Fidelity(Blur(kernels.gaussian(1.0)), torch.zeros(1, 1, 16, 16))
+        report = Nesterov(fid, 0.01 * TV()).check_assumptions()
+        assert {h.name: h for h in report.hypotheses}["inner prox errors summable"].value == pytest.approx(2.1)
+    finally:
+        _THEORIES.pop("NESTEROV", None)
+        _CLASSES.pop("NESTEROV", None)
+
+
 @pytest.mark.parametrize("alg", ["PGD", "FISTA", "DRS", "ADMM", "HQS"])
 def test_check_assumptions_lists_the_inner_hypothesis(alg):
     fid = L2Fidelity(Blur(kernels.gaussian(1.0)), torch.zeros(1, 1, 16, 16))
