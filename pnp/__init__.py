@@ -29,11 +29,15 @@ from pnp.result import STATUSES, Result
 from pnp.run import Algorithm
 from pnp.stopping import AllOf, AnyOf, IterationInfo, MaxIter, MinIter, StoppingCriterion, TimeLimit, Tolerance
 
-ALGORITHMS = {"pgd": PGD, "fista": FISTA, "admm": ADMM, "drs": DRS, "hqs": HQS, "pdhg": PDHG}
-"""Algorithm classes by lower-case name (used by the CLI)."""
+from pnp.registry import ALGORITHM_CLASSES as ALGORITHMS
+from pnp.registry import register_algorithm, register_prior
+
+# ALGORITHMS: algorithm classes by lower-case name, a live view of pnp.registry.ALGORITHMS
 
 __all__ = [
     "ALGORITHMS",
+    "register_algorithm",
+    "register_prior",
     "Algorithm",
     "PGD",
     "FISTA",

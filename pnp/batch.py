@@ -18,25 +18,29 @@ Examples
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
-import math
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, TextIO
 
 import numpy as np
 import torch
 
-__all__ = ["solve_folder", "IMAGE_SUFFIXES"]
+from pnp.build import LoadedPrior, load_prior, shipped_model
+from pnp.record import json_safe, scores, write_json
+from pnp.registry import algorithm_entry
+from pnp.report import format_batch_table, verdict_line
+from pnp.spec import SolveConfig, SolverSpec, check_output_paths, check_solve_memory, check_solver_ranges
+from pnp.spec import check_step_range
+
+__all__ = ["FolderSpec", "solve_folder", "solve_batch", "IMAGE_SUFFIXES"]
 
 #: File suffixes read from the input folder.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
 
-
-def _default_value(handle: Any, noise: float) -> float:
-    """Geometric centre of the tuning range: a reasonable untuned default for ``noise``."""
-    lo, hi = handle.default_range(max(noise, 1e-3))
-    return math.sqrt(lo * hi) if handle.entry.param == "lam" else min(max(noise, lo), hi)
 
 
 def _figure(path: Path, panels: list[tuple[str, torch.Tensor]], residual: list[float]) -> None:
@@ -59,73 +63,91 @@ def _figure(path: Path, panels: list[tuple[str, torch.Tensor]], residual: list[f
     fig.savefig(path, dpi=100)
 
 
-def solve_folder(
-    input_dir: str | Path,
-    out_dir: str | Path,
-    *,
-    prior: str = "tv",
-    algorithm: str = "pgd",
-    kernel: str = "gaussian:1.6",
-    noise: float = 0.01,
-    observed: bool = False,
-    lam: float | None = None,
-    sigma: float | None = None,
-    step_factor: float = 1.0,
-    relaxation: float = 1.0,
-    size: int | None = None,
-    gray: bool = True,
-    boundary: str = "circular",
-    seed: int = 0,
-    max_iter: int = 300,
-    tol: float = 1e-5,
-    batch_size: int = 8,
-    figures: bool = True,
-    progress: bool = True,
-    accelerate: str = "none",
-) -> dict[str, Any]:
-    """Reconstruct every image of ``input_dir`` into ``out_dir``.
+@dataclass(frozen=True)
+class FolderSpec:
+    """The settings of a folder run (:func:`solve_folder`); invalid values are refused in one line.
 
     Parameters
     ----------
-    input_dir : str or Path
-        Folder of images (``IMAGE_SUFFIXES``), read with :func:`problems.load_image`.
-    out_dir : str or Path
-        Output folder: ``<stem>.json`` and ``<stem>.png`` per image, ``summary.{md,csv,json}``.
-    prior : str
-        As in the compare config: ``tv``, ``wavelet``, ``tikhonov``, ``bm3d``, ``averaged``,
-        ``dncnn``, ``deepinv:NAME`` or a checkpoint path.
-    algorithm : str
-        pgd, fista, admm, drs, hqs or pdhg.
-    kernel : str
-        Blur kernel spec (the synthetic blur, or the known blur of the observations).
-    noise : float
-        Gaussian noise std: added to synthetic observations; the assumed level for observed ones.
+    prior, algorithm : str
+        Names resolved in :mod:`pnp.registry` (a registered prior, ``deepinv:NAME``, a model name or a
+        checkpoint path; a registered algorithm).
+    kernel, noise, boundary, seed : str, float, str, int
+        The blur and the Gaussian noise std (added to synthetic observations, assumed for observed
+        ones); batch ``b`` uses the noise stream ``seed + b``.
     observed : bool
         Treat the images as observations ``y`` (no ground truth, no PSNR).
     lam, sigma : float, optional
-        Prior weight (classical) or denoiser level; default: an untuned value from the noise level.
-    step_factor : float
-        Step ``step_factor / L``.
-    relaxation : float
-        Krasnosel'skii–Mann relaxation.
-    size : int, optional
-        Square size every image is brought to (centre crop + resize); None keeps each image's size.
-    gray : bool
-        Grey (1 channel) or RGB.
-    boundary : str
-        Blur boundary condition.
-    seed : int
-        Noise seed of the synthetic observations (image ``i`` of a batch uses its own stream).
-    max_iter, tol : int, float
-        Stopping rule.
-    batch_size : int
-        Maximum number of equal-shape images solved together.
-    figures : bool
-        Write a figure per image.
-    progress : bool
-        tqdm progress bar over the images.
+        Prior weight or denoiser level; default: an untuned value from the noise level.
+    step_factor, relaxation : float
+        Step ``step_factor / L`` and Krasnosel'skii-Mann relaxation.
+    size, gray : int or None, bool
+        Square size every image is brought to (None keeps each size); grey or RGB.
+    max_iter, tol, batch_size : int, float, int
+        Stopping rule; most equal-shape images solved together.
+    figures, progress : bool
+        A figure per image; a tqdm progress bar.
     accelerate : {"none", "auto", "anderson"}
-        Stepping policy of the algorithm (:mod:`pnp.acceleration`); ignored by FISTA and PDHG.
+        Stepping policy (:mod:`pnp.acceleration`); ignored by algorithms without an accelerated form.
+
+    Examples
+    --------
+    >>> FolderSpec(prior="wavelet", noise=0.02).algorithm
+    'pgd'
+    """
+
+    prior: str = "tv"
+    algorithm: str = "pgd"
+    kernel: str = "gaussian:1.6"
+    noise: float = 0.01
+    observed: bool = False
+    lam: float | None = None
+    sigma: float | None = None
+    step_factor: float = 1.0
+    relaxation: float = 1.0
+    size: int | None = None
+    gray: bool = True
+    boundary: str = "circular"
+    seed: int = 0
+    max_iter: int = 300
+    tol: float | None = 1e-5
+    batch_size: int = 8
+    figures: bool = True
+    progress: bool = True
+    accelerate: str = "none"
+
+    def __post_init__(self) -> None:
+        algorithm_entry(self.algorithm)  # unknown names list the registered ones
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        if not self.noise >= 0:
+            raise ValueError(f"noise must be >= 0, got {self.noise!r}")
+        if not self.relaxation > 0:
+            raise ValueError(f"relaxation must be > 0, got {self.relaxation!r}")
+
+    @classmethod
+    def from_settings(cls, base: FolderSpec | None, settings: Mapping[str, Any]) -> FolderSpec:
+        """``base`` (default: the defaults) with ``settings`` replaced; an unknown name lists the valid ones."""
+        valid = tuple(f.name for f in dataclasses.fields(cls))
+        for key in settings:
+            if key not in valid:
+                raise ValueError(f"solve_folder: unknown setting {key!r}; valid settings: {', '.join(valid)}")
+        return dataclasses.replace(base or cls(), **settings)
+
+
+def solve_folder(input_dir: str | Path, out_dir: str | Path, spec: FolderSpec | None = None,
+                 **settings: Any) -> dict[str, Any]:
+    """Reconstruct every image of ``input_dir`` into ``out_dir``.
+
+    The prior's model is loaded (and certified) once; images of equal shape are solved together.
+
+    Parameters
+    ----------
+    input_dir, out_dir : str or Path
+        Folder of images (``IMAGE_SUFFIXES``, read with :func:`problems.load_image`); output folder
+        (``<stem>.json``, ``<stem>.png``, ``<stem>_reconstruction.npy`` per image, ``summary.{md,csv,json}``).
+    spec : FolderSpec, optional
+        The settings; ``settings`` (keyword arguments named like its fields) replace some of them.
 
     Returns
     -------
@@ -135,97 +157,144 @@ def solve_folder(
     Raises
     ------
     ValueError, FileNotFoundError
-        Empty or missing folder, unknown prior / algorithm, a setting refused by the algorithm.
+        Empty or missing folder, unknown prior / algorithm / setting, a setting refused by the algorithm.
     """
     from tqdm.auto import tqdm
 
-    from operators.blur import Blur
-    from operators.kernels import parse_kernel_spec
-    from operators.noise import Gaussian
-    from pnp import ALGORITHMS
-    from pnp.acceleration import SUPPORTED_ALGORITHMS
-    from pnp.compare import PriorEntry, _jsonable, _scores, build_prior_handle
-    from problems import InverseProblem, load_image
+    from problems import load_image
 
+    spec = FolderSpec.from_settings(spec, settings)
     src = Path(input_dir)
     if not src.is_dir():
         raise FileNotFoundError(f"input_dir '{src}' is not a folder")
-    files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ValueError(f"input_dir '{src}' holds no image ({', '.join(IMAGE_SUFFIXES)})")
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm {algorithm!r} unknown; valid: {', '.join(ALGORITHMS)}")
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if not noise >= 0:
-        raise ValueError(f"noise must be >= 0, got {noise!r}")
-    entry = PriorEntry(prior=prior, algorithms=(algorithm,), relaxation=relaxation, lam=lam, sigma=sigma)
-    handle = build_prior_handle(entry)
-    value = entry.fixed if entry.fixed is not None else _default_value(handle, noise)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    kern = parse_kernel_spec(kernel)
+    files = _image_files(src, "input_dir")
+    loaded = load_prior(spec.prior)
+    job = _FolderJob(spec, loaded, _prior_value(spec, loaded), Path(out_dir))
+    job.out.mkdir(parents=True, exist_ok=True)
+    chunks = _chunks([(p, load_image(p, size=spec.size, gray=spec.gray)) for p in files], spec.batch_size)
+    records: list[dict[str, Any]] = []
+    t_all = time.perf_counter()
+    bar = tqdm(total=len(files), desc="solve", disable=not spec.progress, dynamic_ncols=True)
+    for batch_index, (shape, chunk) in enumerate(chunks):
+        for rec in _solve_chunk(job, chunk, shape, batch_index):
+            records.append(rec)
+            bar.update(1)
+    bar.close()
+    summary = {"images": records, "out": str(job.out), "seconds": time.perf_counter() - t_all,
+               "parameters": {"prior": spec.prior, "param": loaded.param, "value": job.value,
+                              "algorithm": spec.algorithm, "kernel": spec.kernel, "noise": spec.noise,
+                              "observed": spec.observed, "max_iter": spec.max_iter, "tol": spec.tol,
+                              "batch_size": spec.batch_size}}
+    _write_summaries(job, src, summary, len(chunks))
+    return summary
 
-    images = [(p, load_image(p, size=size, gray=gray)) for p in files]
+
+def _image_files(src: Path, what: str) -> list[Path]:
+    files = sorted(q for q in src.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"{what} '{src}' holds no image ({', '.join(IMAGE_SUFFIXES)}); pass a folder of images")
+    return files
+
+
+def _prior_value(spec: FolderSpec, loaded: LoadedPrior) -> float:
+    """The prior's parameter: the one given, else an untuned default from the noise level."""
+    prior, lam, sigma, noise = spec.prior, spec.lam, spec.sigma, spec.noise
+    if lam is not None and sigma is not None:
+        raise ValueError(f"prior {prior!r}: give at most one of lam and sigma")
+    if loaded.param == "lam" and sigma is not None:
+        raise ValueError(f"prior {prior!r} is a {loaded.registered.kind} prior: fix its weight with lam, not sigma")
+    if loaded.param == "sigma" and lam is not None:
+        raise ValueError(f"prior {prior!r} is a denoiser: fix its level with sigma, not lam")
+    for name, v in (("lam", lam), ("sigma", sigma)):
+        if v is not None and not v > 0:
+            raise ValueError(f"{name} must be > 0, got {v!r}")
+    given = lam if loaded.param == "lam" else sigma
+    return float(given) if given is not None else loaded.default_value(noise)
+
+
+def _chunks(images: list[tuple[Path, torch.Tensor]], batch_size: int) -> list[tuple[tuple[int, ...], list]]:
+    """Images grouped by shape (in order of first appearance), in chunks of at most ``batch_size``."""
     groups: dict[tuple[int, ...], list[tuple[Path, torch.Tensor]]] = {}
     for p, img in images:
         groups.setdefault(tuple(img.shape[1:]), []).append((p, img))
-    records: list[dict[str, Any]] = []
-    t_all = time.perf_counter()
-    bar = tqdm(total=len(images), desc="solve", disable=not progress, dynamic_ncols=True)
-    batch_index = 0
-    for shape, members in groups.items():
-        for start in range(0, len(members), batch_size):
-            chunk = members[start:start + batch_size]
-            stack = torch.cat([img for _, img in chunk], dim=0)
-            op = Blur(kern, boundary=boundary, in_shape=tuple(stack.shape))
-            noise_model = Gaussian(noise)
-            if observed:
-                problem = InverseProblem(op, noise_model, stack)
-            else:
-                problem = InverseProblem.simulate(stack, op, noise_model, seed=seed + batch_index)
-            prior_obj = handle.make(value)
-            L = problem.fidelity.lipschitz_grad()
-            step = None if step_factor == 1.0 or not L else step_factor / L
-            cls = ALGORITHMS[algorithm]
-            # safeguarded Anderson acceleration (pnp.acceleration) where the algorithm has it; the batch
-            # is accelerated as one vector
-            extra = {"accelerate": accelerate} if cls.name in SUPPORTED_ALGORITHMS else {}
-            alg = cls(problem, prior_obj, step=step, relaxation=relaxation, **extra)
-            res = alg.run(max_iter=max_iter, tol=tol, progress=False)
-            report = res.report
-            for i, (path, _) in enumerate(chunk):
-                xi, yi = res.x[i:i + 1], problem.y[i:i + 1]
-                rec: dict[str, Any] = {
-                    "file": str(path), "shape": list(shape), "batch": batch_index, "batch_size": len(chunk),
-                    "observed_input": observed, "prior": entry.label, "algorithm": algorithm, entry.param: value,
-                    "step": res.step, "relaxation": relaxation, "iterations": res.iterations,
-                    "seconds_batch": res.seconds, "converged": res.converged, "status": res.status,
-                    "final_residual": res.final_residual, "verdict": None if report is None else report.verdict,
-                    "guarantee": bool(report is not None and report.verdict == "guaranteed"),
-                    "psnr": None, "ssim": None, "psnr_observed": None,
-                }
-                if not observed:
-                    ti = problem.truth[i:i + 1]
-                    rec["psnr"], rec["ssim"] = _scores(xi, ti)
-                    rec["psnr_observed"] = _scores(yi, ti)[0]
-                stem = path.stem
-                np.save(out / f"{stem}_reconstruction.npy", xi[0].detach().cpu().numpy().astype(np.float32))
-                (out / f"{stem}.json").write_text(json.dumps(_jsonable({**rec, "history": res.history,
-                                                                        "report": report}), indent=1))
-                if figures:
-                    panels = [("observed" + ("" if rec["psnr_observed"] is None else f" {rec['psnr_observed']:.2f} dB"),
-                               yi[0]),
-                              (f"{entry.label}-{algorithm.upper()}" + ("" if rec["psnr"] is None
-                                                                      else f" {rec['psnr']:.2f} dB"), xi[0])]
-                    if not observed:
-                        panels.append(("truth", problem.truth[i]))
-                    _figure(out / f"{stem}.png", panels, res.history.get("residual", []))
-                records.append(rec)
-                bar.update(1)
-            batch_index += 1
-    bar.close()
-    seconds = time.perf_counter() - t_all
+    return [(shape, members[i:i + batch_size]) for shape, members in groups.items()
+            for i in range(0, len(members), batch_size)]
+
+
+@dataclass(frozen=True)
+class _FolderJob:
+    """A folder run's settings with its prior loaded once and its parameter value fixed."""
+
+    spec: FolderSpec
+    loaded: LoadedPrior
+    value: float
+    out: Path
+
+    @property
+    def label(self) -> str:
+        return self.loaded.registered.display
+
+
+def _solve_chunk(job: _FolderJob, chunk: list, shape: tuple[int, ...], batch_index: int) -> list[dict[str, Any]]:
+    """Solve one batch of equal-shape images; write and return one record per image."""
+    from operators.blur import Blur
+    from operators.kernels import parse_kernel_spec
+    from operators.noise import Gaussian
+    from problems import InverseProblem
+
+    stack = torch.cat([img for _, img in chunk], dim=0)
+    op = Blur(parse_kernel_spec(job.spec.kernel), boundary=job.spec.boundary, in_shape=tuple(stack.shape))
+    if job.spec.observed:
+        problem = InverseProblem(op, Gaussian(job.spec.noise), stack)
+    else:
+        problem = InverseProblem.simulate(stack, op, Gaussian(job.spec.noise), seed=job.spec.seed + batch_index)
+    registered = algorithm_entry(job.spec.algorithm)
+    step = registered.step_for(job.spec.step_factor, problem.fidelity.lipschitz_grad())
+    # safeguarded Anderson acceleration (pnp.acceleration) where the algorithm has it; the batch is one vector
+    alg = registered.build(problem, job.loaded.make(job.value), step=step, relaxation=job.spec.relaxation,
+                           accelerate=job.spec.accelerate if registered.accelerable else "none")
+    with torch.inference_mode():  # as in solve: no autograd bookkeeping in the loop
+        res = alg.run(max_iter=job.spec.max_iter, tol=job.spec.tol, progress=False)
+    return [_image_record(job, res, problem, path, i, shape, batch_index, len(chunk))
+            for i, (path, _) in enumerate(chunk)]
+
+
+def _image_record(job: _FolderJob, res: Any, problem: Any, path: Path, i: int, shape: tuple[int, ...],
+                  batch_index: int, batch_size: int) -> dict[str, Any]:
+    report = res.report
+    xi, yi = res.x[i:i + 1], problem.y[i:i + 1]
+    rec: dict[str, Any] = {
+        "file": str(path), "shape": list(shape), "batch": batch_index, "batch_size": batch_size,
+        "observed_input": job.spec.observed, "prior": job.label, "algorithm": job.spec.algorithm,
+        job.loaded.param: job.value,
+        "step": res.step, "relaxation": job.spec.relaxation, "iterations": res.iterations,
+        "seconds_batch": res.seconds, "converged": res.converged, "status": res.status,
+        "final_residual": res.final_residual, "verdict": None if report is None else report.verdict,
+        "guarantee": bool(report is not None and report.verdict == "guaranteed"),
+        "psnr": None, "ssim": None, "psnr_observed": None,
+    }
+    if not job.spec.observed:
+        ti = problem.truth[i:i + 1]
+        rec["psnr"], rec["ssim"] = scores(xi, ti)
+        rec["psnr_observed"] = scores(yi, ti)[0]
+    stem = path.stem
+    np.save(job.out / f"{stem}_reconstruction.npy", xi[0].detach().cpu().numpy().astype(np.float32))
+    (job.out / f"{stem}.json").write_text(json.dumps(json_safe({**rec, "history": res.history, "report": report}),
+                                                     indent=1))
+    rec["guarantee_line"] = verdict_line(report)
+    if job.spec.figures:
+        obs = "" if rec["psnr_observed"] is None else f" {rec['psnr_observed']:.2f} dB"
+        rec_db = "" if rec["psnr"] is None else f" {rec['psnr']:.2f} dB"
+        panels = [("observed" + obs, yi[0]), (f"{job.label}-{job.spec.algorithm.upper()}" + rec_db, xi[0])]
+        if not job.spec.observed:
+            panels.append(("truth", problem.truth[i]))
+        _figure(job.out / f"{stem}.png", panels, res.history.get("residual", []))
+    return rec
+
+
+def _write_summaries(job: _FolderJob, src: Path, summary: Mapping[str, Any], n_batches: int) -> None:
+    """``summary.csv``, ``summary.md`` and ``summary.json`` in the output folder."""
+    out, records = job.out, summary["images"]
     fields = ["file", "shape", "batch", "psnr_observed", "psnr", "ssim", "iterations", "seconds_batch", "converged",
               "status", "guarantee", "verdict"]
     with open(out / "summary.csv", "w", newline="") as f:
@@ -235,9 +304,10 @@ def solve_folder(
             w.writerow({**r, "shape": "x".join(map(str, r["shape"]))})
     fmt = lambda v, s=".2f": "–" if v is None else format(v, s)  # noqa: E731
     lines = [f"# solve_folder: {src}", "",
-             f"prior {entry.label} ({entry.param} = {value:.4g}), {algorithm.upper()}, kernel {kernel}, noise {noise:g}"
-             f"{', observed inputs' if observed else ', synthetic observations'}; {len(records)} images in "
-             f"{batch_index} batches, {seconds:.1f} s", "",
+             f"prior {job.label} ({job.loaded.param} = {job.value:.4g}), {job.spec.algorithm.upper()}, "
+             f"kernel {job.spec.kernel}, "
+             f"noise {job.spec.noise:g}{', observed inputs' if job.spec.observed else ', synthetic observations'}; "
+             f"{len(records)} images in {n_batches} batches, {summary['seconds']:.1f} s", "",
              "| file | shape | PSNR observed | PSNR | SSIM | iterations | converged | guarantee |",
              "|---|---|---|---|---|---|---|---|"]
     for r in records:
@@ -245,9 +315,125 @@ def solve_folder(
                      f"{fmt(r['psnr'])} | {fmt(r['ssim'], '.4f')} | {r['iterations']} | "
                      f"{'yes' if r['converged'] else 'no'} | {'yes' if r['guarantee'] else 'no'} |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    summary = {"images": records, "out": str(out), "seconds": seconds,
-               "parameters": {"prior": entry.prior, "param": entry.param, "value": value, "algorithm": algorithm,
-                              "kernel": kernel, "noise": noise, "observed": observed, "max_iter": max_iter,
-                              "tol": tol, "batch_size": batch_size}}
-    (out / "summary.json").write_text(json.dumps(_jsonable(summary), indent=1))
+    images = [{k: v for k, v in r.items() if k != "guarantee_line"} for r in records]
+    (out / "summary.json").write_text(json.dumps(json_safe({**summary, "images": images}), indent=1))
+
+
+# ============================================================================ the --input-dir job
+def _batch_prior(spec: SolverSpec) -> str:
+    """The ``prior`` argument of :func:`solve_folder` for a solver spec (missing models refused here)."""
+    if spec.is_shipped:
+        model, path = shipped_model(spec.prior)
+        return spec.prior if spec.prior == spec.entry.name else str(path)
+    if spec.is_checkpoint:
+        path = Path(spec.prior).expanduser()
+        if path.is_dir():
+            raise ValueError(f"checkpoint path '{path}' is a folder; pass the .pt file inside it to --prior")
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint file '{path}' does not exist; pass an existing .pt file to --prior")
+        return str(path)
+    return spec.prior
+
+
+def _batch_step_factor(step: float | None, first: Path, *, kernel: str, boundary: str, size: int | None,
+                       gray: bool) -> float:
+    """``step * ‖A‖²`` with ‖A‖ on the first image's shape (:func:`solve_folder` takes the step in units of 1/‖A‖²)."""
+    if step is None:
+        return 1.0
+    from operators.blur import Blur
+    from operators.kernels import parse_kernel_spec
+    from problems import load_image
+
+    shape = tuple(load_image(first, size=size, gray=gray).shape)
+    norm = Blur(parse_kernel_spec(kernel), boundary=boundary, in_shape=shape).norm(shape)
+    return float(step) * norm**2 if norm > 0 else 1.0
+
+
+def _check_batch_config(config: SolveConfig) -> None:
+    """Refuse the settings a folder run does not support, naming the fix."""
+    spec, sspec = config.problem, config.solver
+    if spec.operator != "blur":
+        raise ValueError(f"--input-dir solves deblurring problems but the config sets operator {spec.operator!r}; "
+                         "set 'operator: blur' or solve one image at a time with --image")
+    if spec.noise_model != "gaussian":
+        raise ValueError(f"--input-dir assumes Gaussian noise but the config sets noise_model {spec.noise_model!r}; "
+                         "use noise_model 'gaussian' or solve one image at a time with --image")
+    if sspec.unsafe:
+        raise ValueError("--unsafe is not available with --input-dir; drop it (or run one image with --image --unsafe)")
+    if sspec.time_limit is not None:
+        raise ValueError("--time-limit is not available with --input-dir; drop it and bound the run with --max-iter")
+    registered = algorithm_entry(sspec.algorithm)
+    if sspec.accelerate == "anderson" and not registered.accelerable:
+        from pnp.acceleration import refusal
+
+        raise ValueError(refusal(registered.cls.name, None))
+    if sspec.is_denoiser and sspec.lam is not None:
+        raise ValueError(f"--lam is not available for the denoiser prior {sspec.prior!r} with --input-dir; "
+                         "set the denoiser level with --denoiser-sigma instead")
+
+
+def solve_batch(
+    config: SolveConfig,
+    input_dir: str | Path,
+    *,
+    observed: bool = False,
+    size: int | None = None,
+    batch_size: int = 8,
+    quiet: bool = False,
+    stream: TextIO | None = None,
+) -> dict[str, Any]:
+    """Reconstruct every image of a folder with the problem/solver settings of ``config``.
+
+    The ``stablepnp solve --input-dir`` job over :func:`solve_folder`: kernel, boundary, Gaussian
+    noise level, seed and colour mode come from ``config.problem`` (its ``image`` is ignored), the
+    prior, weight, algorithm, step, relaxation and stopping rule from ``config.solver``, the output
+    folder and figure switch from ``config.output`` (``output.json`` receives a copy of the summary).
+    The model is loaded and certified once for the whole folder.
+
+    Returns
+    -------
+    dict
+        The summary of :func:`solve_folder` with ``guarantee_lines`` (the distinct verdict lines)
+        and ``failed`` (names of the images whose run diverged or produced NaN).
+
+    Raises
+    ------
+    ValueError, FileNotFoundError, ImportError
+        Settings the batch mode does not support (another operator or noise model, ``unsafe``,
+        ``time_limit``, ``lam`` for a denoiser), a missing folder or model.
+    """
+    spec, sspec, ospec = config.problem, config.solver, config.output
+    _check_batch_config(config)
+    src = Path(input_dir).expanduser()
+    if not src.is_dir():
+        raise FileNotFoundError(f"--input-dir '{src}' is not a folder; pass a folder of images")
+    check_output_paths(ospec.dir, ospec.json)  # before any work
+    check_solver_ranges(sspec)
+    if size is not None:
+        check_solve_memory(size, 1 if spec.gray else 3)
+    files = _image_files(src, "--input-dir")
+    prior = _batch_prior(sspec)
+    step_factor = _batch_step_factor(sspec.step, files[0], kernel=spec.kernel, boundary=spec.boundary, size=size,
+                                     gray=spec.gray)
+    if sspec.step is not None:
+        check_step_range(sspec.step, step_factor / sspec.step)  # step_factor = step * ‖A‖²
+    try:
+        summary = solve_folder(
+            src, Path(ospec.dir).expanduser(), prior=prior, algorithm=sspec.algorithm, kernel=spec.kernel,
+            noise=spec.sigma, observed=observed, lam=sspec.lam, sigma=sspec.denoiser_sigma,
+            step_factor=step_factor, relaxation=sspec.relaxation, size=size, gray=spec.gray,
+            boundary=spec.boundary, seed=spec.seed, max_iter=sspec.max_iter,
+            tol=sspec.tol if sspec.tol > 0 else None, batch_size=batch_size, figures=ospec.figure,
+            progress=not quiet, accelerate=sspec.accelerate,
+        )
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("pass unsafe=True to run anyway",
+                                          "lower --step (--unsafe is not available with --input-dir)")) from None
+    summary["guarantee_lines"] = list(dict.fromkeys(r["guarantee_line"] for r in summary["images"]))
+    summary["failed"] = [Path(r["file"]).name for r in summary["images"] if r.get("status") in ("nan", "diverged")]
+    summary = json_safe(summary)
+    if ospec.json:
+        summary["json"] = str(write_json(Path(ospec.json).expanduser(), summary))
+    if not quiet:
+        print(format_batch_table(summary), file=sys.stdout if stream is None else stream, flush=True)
     return summary

@@ -137,7 +137,13 @@ def build_solve_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("config", nargs="?", metavar="CONFIG.yaml",
                    help="config file with 'problem:', 'solver:' and 'output:' sections (all optional)")
-    g = p.add_argument_group("problem")
+    _problem_arguments(p.add_argument_group("problem"))
+    _solver_arguments(p.add_argument_group("solver"))
+    _output_arguments(p)
+    return p
+
+
+def _problem_arguments(g: Any) -> None:
     source = g.add_mutually_exclusive_group()
     source.add_argument("--image", metavar="NAME|PATH", help="bundled image name (camera, astronaut, ...) or an image "
                         "file (.png/.jpg/.tif/.npy); default camera")
@@ -156,7 +162,11 @@ def build_solve_parser() -> argparse.ArgumentParser:
                    metavar="SIGMA", help="Gaussian noise level (default 0.01)")
     g.add_argument("--seed", type=_integer("a nonnegative integer seed", minimum=0, maximum=2**63 - 1), metavar="S",
                    help="seed of the simulated noise (default 0)")
-    g = p.add_argument_group("solver")
+
+
+def _solver_arguments(g: Any) -> None:
+    from pnp.registry import ALGORITHMS
+
     g.add_argument("--prior", metavar="ridge|tv|wavelet|tikhonov|bm3d|averaged|dncnn|PATH.pt",
                    help="regulariser or denoiser (default ridge: the shipped convex ridge regularizer, a smooth convex "
                    "problem solved with a convergence guarantee; given a denoiser level, its certified one-step denoiser "
@@ -167,7 +177,7 @@ def build_solve_parser() -> argparse.ArgumentParser:
     g.add_argument("--denoiser-sigma", type=_number("a positive denoiser noise level", minimum=0.0, strict=True),
                    metavar="X", help="noise level given to a denoiser prior (default: the checkpoint's training "
                    "level, else the noise level)")
-    g.add_argument("--algorithm", type=str.lower, choices=["pgd", "fista", "admm", "drs", "hqs", "pdhg"],
+    g.add_argument("--algorithm", type=str.lower, choices=list(ALGORITHMS),
                    help="algorithm (default pgd)")
     g.add_argument("--step", type=_number("a positive step size", minimum=0.0, strict=True), metavar="X",
                    help="step size (default: from ‖A‖, as the algorithm's theory says; above the bound it is refused)")
@@ -191,6 +201,9 @@ def build_solve_parser() -> argparse.ArgumentParser:
                    "iterates; in the JSON record, the table and <figure>_diagnostics.png (single image only)")
     g.add_argument("--batch-size", type=_integer("a positive number of images", minimum=1), metavar="N",
                    help="with --input-dir: most equal-shape images solved together (default 8)")
+
+
+def _output_arguments(p: Any) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="DIR", help="folder for the figure and the reconstruction (default ./stablepnp_out)")
     g.add_argument("--json", metavar="FILE", help="write the JSON record to FILE")
@@ -201,12 +214,12 @@ def build_solve_parser() -> argparse.ArgumentParser:
                    metavar="N",
                    help="torch CPU threads (default: the free cores -- the available cores minus the 1-minute "
                    "load average, at least 1 -- or OMP_NUM_THREADS when set)")
-    return p
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
     """The :class:`pnp.solve.SolveConfig` of parsed ``solve`` arguments (flags over config over defaults)."""
-    from pnp.solve import PRIOR_NAMES, SolveConfig
+    from pnp.registry import PRIORS
+    from pnp.spec import SolveConfig
 
     base = SolveConfig.from_yaml(args.config) if args.config else SolveConfig()
     problem: dict[str, Any] = {}
@@ -232,7 +245,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         solver["denoiser_sigma"] = None
     if args.denoiser_sigma is not None and args.lam is None:
         solver["lam"] = None
-    if args.prior is not None and args.prior.strip().lower() in PRIOR_NAMES and args.prior.strip().lower() != "bm3d":
+    entry = PRIORS.get(args.prior.strip().lower()) if args.prior is not None else None
+    if entry is not None and entry.kind == "classical":  # a classical prior takes no denoiser level
         solver.setdefault("denoiser_sigma", None)
     output: dict[str, Any] = {}
     if args.out is not None:

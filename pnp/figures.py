@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["solve_figure", "to_display"]
+__all__ = ["solve_figure", "record_figure", "to_display"]
 
 
 def to_display(image: Tensor) -> np.ndarray:
@@ -89,8 +89,43 @@ def solve_figure(
     fig = Figure(figsize=(16, 4.4), dpi=dpi)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 4, gridspec_kw={"width_ratios": [1, 1, 1, 1.25]})
-    panels = ((observed, observed_label), (reconstruction, reconstruction_label), (truth, "ground truth"))
-    for ax, (img, label) in zip(axes[:3], panels):
+    _image_panels(axes[:3], ((observed, observed_label), (reconstruction, reconstruction_label), (truth, "ground truth")))
+    _convergence_panel(axes[3], history, tol)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def record_figure(record: Mapping[str, Any], *, observed: Tensor, reconstruction: Tensor, truth: Tensor | None,
+                  history: Mapping[str, Sequence[float]], path: str | Path) -> Path:
+    """The figure of a solve record (:class:`pnp.record.SolveRecord`): titles, labels and tolerance come from it.
+
+    ``history`` is the run's own (``Result.history``, with its non-finite values, which the
+    record's JSON-safe copy has replaced by None).
+    """
+    failed, status = bool(record["failed"]), record["status"]
+    tol = record.get("tol")
+    return solve_figure(
+        observed=observed, reconstruction=reconstruction, truth=truth, history=history, path=path,
+        title=f"{record['problem']['image']}: {record['algorithm'].upper()} + {record['prior']} — {status}",
+        observed_label=f"{record['observed_label']} ({_db(record['psnr_observed'])})",
+        reconstruction_label=(f"reconstruction ({_db(record['psnr'])})" if not failed
+                              else f"last finite iterate ({status}: not a solution)"),
+        tol=tol if tol else None,
+    )
+
+
+def _db(value: float | None) -> str:
+    # the record stores an infinite PSNR (a perfect match) as None
+    return f"{(math.inf if value is None else value):.2f} dB"
+
+
+def _image_panels(axes: Sequence[Any], panels: Sequence[tuple[Tensor | None, str]]) -> None:
+    for ax, (img, label) in zip(axes, panels):
         ax.set_axis_off()
         ax.set_title(label, fontsize=10)
         if img is None:
@@ -99,7 +134,9 @@ def solve_figure(
         arr = to_display(img)
         ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
 
-    ax = axes[3]
+
+def _convergence_panel(ax: Any, history: Mapping[str, Sequence[float]], tol: float | None) -> None:
+    """Residual per iteration (log scale), the accepted/refused Anderson steps, the PSNR on a second axis."""
     residual = [r for r in history.get("residual", [])]
     iters = np.arange(1, len(residual) + 1)
     positive = [r if (math.isfinite(r) and r > 0) else np.nan for r in residual]
@@ -133,10 +170,3 @@ def solve_figure(
         handles, labels = handles + h2, labels + l2
     if handles:
         ax.legend(handles, labels, loc="center right", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path

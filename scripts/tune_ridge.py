@@ -9,9 +9,9 @@ the test split):
   15, 25, 50 / 255; prints the best (lam, mu) per sigma and the log-linear fit used by
   :data:`priors.ridge.PROX_LEVELS`;
 * ``--task deblur``: ``1/2 ||A x - y||^2 + lam R_mu(x)`` by gradient descent with safeguarded
-  Anderson acceleration (the solve default) for the default solve problem
-  (gaussian:1.6 blur) at noise 0.01, 0.03, 0.05; prints the best (lam, mu) per noise level and the
-  fit used by the solve default.
+  Anderson acceleration (the solve default) at noise 0.01, 0.03, 0.05, scored by the mean PSNR
+  over ``--kernels`` (default: a Gaussian blur and a camera shake whose seed is not one of the
+  compare suite's); prints the best (lam, mu) per noise level and the fit used by the solve default.
 
 Usage::
 
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from priors.data import VALIDATION_IMAGE  # noqa: E402
 from priors.pretrained import load_checkpoint  # noqa: E402
-from priors.ridge import RidgePrior  # noqa: E402
+from priors.ridge import RidgePrior, ridge_weights  # noqa: E402
 from problems.images import load_image  # noqa: E402
 from problems.metrics import psnr  # noqa: E402
 
@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="reports/ridge_tune")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tol", type=float, default=1e-4)
+    ap.add_argument("--kernels", nargs="+", default=["gaussian:1.6", "shake:3"],
+                    help="blur kernels of the deblur task (operators.kernels.parse_kernel_spec)")
+    ap.add_argument("--start-rule", default="", help="start the deblur search at this RIDGE_WEIGHTS rule (e.g. ridge_gray)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = load_checkpoint(args.model).eval()
@@ -104,22 +107,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sigma {s * 255:.0f}/255: PSNR {best:.2f} lam {lam:.4g} mu {mu:.4g} ({n} solves)", flush=True)
         ref = model.config.sigma_ref
     else:
-        from operators import Blur, Gaussian, gaussian
+        from operators import Blur, Gaussian
+        from operators.kernels import parse_kernel_spec
         from pnp import PGD
         from problems import InverseProblem
 
         levels = [0.01, 0.03, 0.05]
-        A = Blur(gaussian(1.6))
+        ops = [Blur(parse_kernel_spec(k)) for k in args.kernels]
         for noise in levels:
-            prob = InverseProblem.simulate(img, A, Gaussian(noise), seed=0)
+            probs = [InverseProblem.simulate(img, A, Gaussian(noise), seed=0) for A in ops]
 
-            def score(lam, mu, prob=prob):
-                res = PGD(prob, RidgePrior(model, weight=lam, mu=mu), accelerate="anderson").run(
-                    max_iter=500, tol=1e-5, progress=False)
-                return float(psnr(res.x, img)[0])
+            def score(lam, mu, probs=probs):
+                total = 0.0
+                for prob in probs:
+                    res = PGD(prob, RidgePrior(model, weight=lam, mu=mu), accelerate="anderson").run(
+                        max_iter=500, tol=1e-5, progress=False)
+                    total += float(psnr(res.x, img)[0])
+                return total / len(probs)
 
             t0 = time.perf_counter()
-            best, lam, mu, n = coordinate_search(score, lam0 * (noise / 0.05) ** 2, mu0 * 0.1 / noise)
+            start = (ridge_weights(model, noise, args.start_rule)[:2] if args.start_rule
+                     else (lam0 * (noise / 0.05) ** 2, mu0 * 0.1 / noise))
+            best, lam, mu, n = coordinate_search(score, *start)
             rows.append({"level": noise, "psnr": best, "lam": lam, "mu": mu, "evaluations": n,
                          "seconds": time.perf_counter() - t0})
             print(f"noise {noise:g}: PSNR {best:.2f} lam {lam:.4g} mu {mu:.4g} ({n} solves)", flush=True)
@@ -132,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.task}.json").write_text(json.dumps({"model": args.model, "rows": rows, "reference": ref,
                                                        "lam_fit": lam_fit, "mu_fit": mu_fit,
-                                                       "image": VALIDATION_IMAGE, "size": args.size}, indent=2))
+                                                       "image": VALIDATION_IMAGE, "size": args.size,
+                                                       "kernels": args.kernels if args.task == "deblur" else None},
+                                                      indent=2))
     return 0
 
 

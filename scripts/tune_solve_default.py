@@ -3,8 +3,8 @@
 PnP-PGD for deblurring works best with a denoiser level above the noise level of the data.
 This script searches that level on the held-out validation image (``motorcycle``, never the
 test split) with the comparison suite's tuner (log-spaced grid + golden-section refinement),
-for each noise level given, and prints the ratio ``sigma / noise`` that ``pnp.solve`` stores in
-``PNP_SIGMA_SCALE``.
+for each noise level given, and prints the ratio ``sigma / noise`` that ``pnp/registry.py`` stores as the
+prior's ``sigma_scale``.
 
     python scripts/tune_solve_default.py --prior averaged --noise 0.01 0.03 --threads 2
 """

@@ -473,14 +473,16 @@ def test_solve_with_the_shipped_averaged_prior_is_certified_pnp(tmp_path):
 def test_shipped_prior_default_level_uses_the_tuned_scale(tiny_model, tmp_path, monkeypatch):
     import shutil
 
-    import pnp.solve
+    import dataclasses
+
+    from pnp.registry import PRIORS
     import priors.pretrained
 
     weights = tmp_path / "weights"
     weights.mkdir()
     shutil.copy(tiny_model, weights / "averaged_gray.pt")
     monkeypatch.setattr(priors.pretrained, "WEIGHTS_DIR", weights)
-    monkeypatch.setattr(pnp.solve, "PNP_SIGMA_SCALE", {"averaged_gray": 3.0})
+    monkeypatch.setitem(PRIORS, "averaged", dataclasses.replace(PRIORS["averaged"], sigma_scale=3.0))
     out_json = tmp_path / "r.json"
     code, _, err = run_cli(["solve", "--prior", "averaged", "--size", "32", "--noise", "0.02", "--max-iter", "2", "--quiet",
                             "--no-figure", "--out", str(tmp_path), "--json", str(out_json)])
@@ -491,7 +493,7 @@ def test_shipped_prior_default_level_uses_the_tuned_scale(tiny_model, tmp_path, 
     assert "tuned for PnP" in record["lam_source"]
     full_alpha = record["guarantee"]["report"]["alpha"]
     # below the trained floor (5/255): the denoiser runs there, relaxed; the guarantee follows
-    monkeypatch.setattr(pnp.solve, "PNP_SIGMA_SCALE", {"averaged_gray": 0.5})
+    monkeypatch.setitem(PRIORS, "averaged", dataclasses.replace(PRIORS["averaged"], sigma_scale=0.5))
     code, _, err = run_cli(["solve", "--prior", "averaged", "--size", "32", "--noise", "0.02", "--max-iter", "2", "--quiet",
                             "--no-figure", "--out", str(tmp_path), "--json", str(out_json)])
     assert code == 0, err

@@ -1,0 +1,481 @@
+"""Spec and validation of a solve job: :class:`SolveConfig` and its sections, and the range checks.
+
+A job is described by a :class:`SolveConfig` with three sections, each a frozen dataclass
+validated strictly (an unknown key is a one-line ``ValueError`` listing the valid keys):
+
+* ``problem`` -- a :class:`problems.ProblemSpec` (image, operator, kernel, noise, seed);
+* ``solver`` -- a :class:`SolverSpec` (prior, weight, algorithm, step, stopping rule);
+* ``output`` -- an :class:`OutputSpec` (output folder, JSON record, figure on/off).
+
+The prior and algorithm names are those of the registries (:mod:`pnp.registry`), so a prior or an
+algorithm registered from outside the package is accepted here too. The ``check_*`` functions
+refuse settings before any work (unwritable outputs, a step or a size out of range).
+
+Examples
+--------
+>>> SolveConfig.from_dict({"solver": {"prior": "wavelet", "algorithm": "FISTA"}}).solver.algorithm
+'fista'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from pnp.registry import ALGORITHMS, CHECKPOINT_SUFFIXES, PRIORS, RegisteredPrior, is_checkpoint, resolve_prior
+from pnp.registry import shipped_model_name
+from problems import ProblemSpec, load_yaml_mapping
+
+__all__ = [
+    "SolverSpec",
+    "OutputSpec",
+    "SolveConfig",
+    "STEP_RANGE",
+    "MIN_RELAXATION",
+    "MAX_NOISE",
+    "SOLVE_ARRAYS",
+    "check_step_range",
+    "check_solver_ranges",
+    "check_output_paths",
+    "check_solve_memory",
+]
+
+_ACCELERATIONS: tuple[str, ...] = ("auto", "anderson", "none")  # pnp.acceleration.ACCELERATIONS
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    """The ``solver:`` section of a solve config.
+
+    Parameters
+    ----------
+    prior : str
+        ``"tv"``, ``"wavelet"`` (orthonormal db4, 3 levels, l1 on details), ``"tikhonov"``
+        (gradient-l2, ``½‖∇x‖²``), ``"bm3d"`` (Plug-and-Play, needs the ``bm3d`` extra),
+        ``"ridge"`` (default: the shipped convex ridge regularizer ``ridge_gray``, solved as the
+        smooth convex problem ``1/2 ||Ax - y||^2 + lam R_mu(x)``; with ``denoiser_sigma`` its
+        certified one-step denoiser runs in PnP instead), ``"averaged"`` / ``"dncnn"`` (the
+        shipped learned denoisers ``averaged_gray`` / ``dncnn_gray``), any prior registered in
+        :data:`pnp.registry.PRIORS`
+        or any name of ``priors.pretrained_names()`` (Plug-and-Play), or the path of a
+        learned-denoiser checkpoint (``.pt``) read by ``priors.load_checkpoint``.
+    lam : float or None
+        Regularisation weight (> 0). ``None``: for a classical prior, :func:`default_lam`
+        (scaled with the noise level); for a denoiser prior, the denoiser runs at the fixed
+        level ``denoiser_sigma`` instead (``lam`` and ``denoiser_sigma`` are exclusive).
+    denoiser_sigma : float or None
+        Noise level handed to a denoiser prior (bm3d or checkpoint). ``None``: the checkpoint's
+        training level when it records one, else the problem's noise level.
+    algorithm : {"pgd", "fista", "admm", "drs", "hqs", "pdhg"}
+        Solver; see :mod:`pnp.algorithms`.
+    step : float or None
+        Step size; ``None`` chooses it from ‖A‖ as the algorithm's theory says. A step above
+        the convergence bound is refused unless ``unsafe``.
+    relaxation : float
+        Krasnosel'skii-Mann relaxation (1.0 = none).
+    max_iter : int
+        Iteration cap (>= 1).
+    tol : float
+        Relative fixed-point residual at which the run stops as converged (>= 0; 0 disables it).
+    time_limit : float or None
+        Wall-clock limit of the iteration loop in seconds.
+    unsafe : bool
+        Run settings outside the convergence bounds instead of refusing them (flagged).
+    accelerate : {"auto", "anderson", "none"}
+        Stepping policy (:mod:`pnp.acceleration`). ``"auto"``: safeguarded type-I Anderson
+        acceleration wherever it keeps the plain run's convergence theorem (PGD, HQS, DRS, ADMM
+        with a "guaranteed" verdict), plain iterations elsewhere. ``"anderson"``: required; refused
+        where the safeguard cannot keep a theorem (FISTA, PDHG always; a run without a guarantee
+        unless ``unsafe``, which then runs it flagged). ``"none"``: plain iterations.
+
+    Examples
+    --------
+    >>> SolverSpec.from_dict({"prior": "wavelet", "max_iter": 50}).algorithm
+    'pgd'
+    """
+
+    prior: str = "ridge"
+    lam: float | None = None
+    denoiser_sigma: float | None = None
+    algorithm: str = "pgd"
+    step: float | None = None
+    relaxation: float = 1.0
+    max_iter: int = 1000
+    tol: float = 1e-5
+    time_limit: float | None = None
+    unsafe: bool = False
+    accelerate: str = "auto"
+
+    def __post_init__(self) -> None:
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        prior = _field_str(self.prior, "prior", "solver").strip()
+        if prior.lower() in PRIORS:
+            prior = prior.lower()
+        elif shipped_model_name(prior) is None and not is_checkpoint(prior):
+            raise ValueError(
+                f"solver field 'prior' must be one of {', '.join(PRIORS)}, a shipped model "
+                f"name, or a checkpoint path ending in {'/'.join(CHECKPOINT_SUFFIXES)}, got {self.prior!r}"
+            )
+        set_("prior", prior)
+        set_("lam", _field_float(self.lam, "lam", "solver", positive=True, optional=True))
+        set_("denoiser_sigma", _field_float(self.denoiser_sigma, "denoiser_sigma", "solver", positive=True,
+                                            optional=True))
+        if self.denoiser_sigma is not None and not self.is_denoiser:
+            raise ValueError(f"solver field 'denoiser_sigma' applies to bm3d, a learned or a checkpoint prior, not "
+                             f"{self.prior!r}; use 'lam' for a classical prior")
+        if self.lam is not None and self.denoiser_sigma is not None:
+            raise ValueError("solver fields 'lam' and 'denoiser_sigma' are exclusive for a denoiser prior; "
+                             "give one of them")
+        algorithm = _field_str(self.algorithm, "algorithm", "solver").strip().lower()
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"solver field 'algorithm' must be one of {', '.join(ALGORITHMS)}, "
+                             f"got {self.algorithm!r}")
+        set_("algorithm", algorithm)
+        set_("step", _field_float(self.step, "step", "solver", positive=True, optional=True))
+        set_("relaxation", _field_float(self.relaxation, "relaxation", "solver", positive=True))
+        set_("max_iter", _field_int(self.max_iter, "max_iter", "solver", minimum=1))
+        set_("tol", _field_float(self.tol, "tol", "solver", positive=False))
+        set_("time_limit", _field_float(self.time_limit, "time_limit", "solver", positive=True, optional=True))
+        if not isinstance(self.unsafe, bool):
+            raise ValueError(f"solver field 'unsafe' must be true or false, got {self.unsafe!r}")
+        accelerate = _field_str(self.accelerate, "accelerate", "solver").strip().lower()
+        if accelerate not in _ACCELERATIONS:
+            raise ValueError(f"solver field 'accelerate' must be one of {', '.join(_ACCELERATIONS)}, "
+                             f"got {self.accelerate!r}")
+        set_("accelerate", accelerate)
+
+    @property
+    def entry(self) -> RegisteredPrior:
+        """The registry entry of ``prior`` (:func:`pnp.registry.resolve_prior`)."""
+        return resolve_prior(self.prior)
+
+    @property
+    def is_denoiser(self) -> bool:
+        """True for a prior with a model (bm3d, a learned or registered denoiser, a shipped model, a checkpoint)."""
+        return self.is_checkpoint or self.entry.kind != "classical"
+
+    @property
+    def is_shipped(self) -> bool:
+        """True when ``prior`` names a shipped model (``averaged``, ``dncnn``, ``ridge``, a pretrained name)."""
+        return not self.is_checkpoint and self.entry.model is not None
+
+    @property
+    def is_checkpoint(self) -> bool:
+        """True when ``prior`` is a checkpoint path."""
+        return self.prior not in PRIORS and is_checkpoint(self.prior)
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The valid keys, in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "solver spec") -> SolverSpec:
+        """Build from a mapping; unknown keys are refused with the list of valid keys."""
+        return _strict_from_dict(cls, data, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dictionary of all fields."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """The ``output:`` section of a solve config.
+
+    Parameters
+    ----------
+    dir : str
+        Folder for the figure and the reconstruction (created if missing).
+    json : str or None
+        Path of the JSON record; ``None`` writes none.
+    figure : bool
+        Write the PNG figure (observed / reconstruction / truth / residual).
+
+    Examples
+    --------
+    >>> OutputSpec.from_dict({"dir": "results", "json": "results/run.json"}).figure
+    True
+    """
+
+    dir: str = "stablepnp_out"
+    json: str | None = None
+    figure: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dir", _field_str(self.dir, "dir", "output"))
+        if not self.dir.strip():
+            raise ValueError("output field 'dir' must not be empty; give a folder path")
+        if self.json is not None:
+            object.__setattr__(self, "json", _field_str(self.json, "json", "output"))
+        if not isinstance(self.figure, bool):
+            raise ValueError(f"output field 'figure' must be true or false, got {self.figure!r}")
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The valid keys, in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "output spec") -> OutputSpec:
+        """Build from a mapping; unknown keys are refused with the list of valid keys."""
+        return _strict_from_dict(cls, data, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dictionary of all fields."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class SolveConfig:
+    """A whole solve job: ``problem``, ``solver`` and ``output`` sections.
+
+    Examples
+    --------
+    >>> cfg = SolveConfig.from_dict({"problem": {"image": "astronaut"}, "solver": {"prior": "wavelet"}})
+    >>> cfg.problem.image, cfg.solver.prior, cfg.output.dir
+    ('astronaut', 'wavelet', 'stablepnp_out')
+    >>> cfg.updated(solver={"lam": 0.01}).solver.lam
+    0.01
+    """
+
+    problem: ProblemSpec = field(default_factory=ProblemSpec)
+    solver: SolverSpec = field(default_factory=SolverSpec)
+    output: OutputSpec = field(default_factory=OutputSpec)
+
+    SECTIONS = ("problem", "solver", "output")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "solve config") -> SolveConfig:
+        """Build from a mapping with (some of) the sections ``problem``, ``solver``, ``output``."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{where} must be a mapping of sections, got {type(data).__name__}")
+        for key in data:
+            if key not in cls.SECTIONS:
+                raise ValueError(f"unknown key {str(key)!r} at the top level of {where}; "
+                                 f"valid keys: {', '.join(cls.SECTIONS)}")
+        sections = {}
+        for name in cls.SECTIONS:
+            section = data.get(name)
+            sections[name] = {} if section is None else section
+        return cls(
+            problem=ProblemSpec.from_dict(sections["problem"], where=f"section 'problem' of {where}"),
+            solver=SolverSpec.from_dict(sections["solver"], where=f"section 'solver' of {where}"),
+            output=OutputSpec.from_dict(sections["output"], where=f"section 'output' of {where}"),
+        )
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> SolveConfig:
+        """Read a config file (see ``pnp/configs/solve_default.yaml`` for a complete example)."""
+        return cls.from_dict(load_yaml_mapping(path), where=f"'{path}'")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dictionary (YAML/JSON serialisable)."""
+        return {"problem": self.problem.to_dict(), "solver": self.solver.to_dict(), "output": self.output.to_dict()}
+
+    def updated(
+        self,
+        *,
+        problem: Mapping[str, Any] | None = None,
+        solver: Mapping[str, Any] | None = None,
+        output: Mapping[str, Any] | None = None,
+        where: str = "the command-line options",
+    ) -> SolveConfig:
+        """A copy with some fields of each section replaced (validated like :meth:`from_dict`)."""
+        cur = self.to_dict()
+        return SolveConfig.from_dict(
+            {
+                "problem": {**cur["problem"], **dict(problem or {})},
+                "solver": {**cur["solver"], **dict(solver or {})},
+                "output": {**cur["output"], **dict(output or {})},
+            },
+            where=where,
+        )
+
+
+#: A given step times L = Lip(∇f) must lie in this range: below it an iteration barely moves and
+#: the run stops at once as "converged"; above it the prox steps of the splittings overflow.
+STEP_RANGE: tuple[float, float] = (1e-6, 1e6)
+
+
+def check_step_range(step: float | None, L: float | None) -> None:
+    """Refuse a given ``step`` whose product with ``L`` lies outside :data:`STEP_RANGE`.
+
+    Examples
+    --------
+    >>> check_step_range(1e-300, 1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: solver field 'step' (--step) = 1e-300 is below 1e-06/L = 1e-06 (L = 1): each iteration would barely move the iterate and the run would stop at once as 'converged'; use a step of at least 1e-06 or omit --step for the algorithm's default
+    """
+    if step is None or L is None or not (math.isfinite(L) and L > 0):
+        return
+    lo, hi = STEP_RANGE
+    if step * L < lo:
+        raise ValueError(f"solver field 'step' (--step) = {step:g} is below {lo:g}/L = {lo / L:g} (L = {L:g}): each "
+                         "iteration would barely move the iterate and the run would stop at once as 'converged'; use a "
+                         f"step of at least {lo / L:g} or omit --step for the algorithm's default")
+    if step * L > hi:
+        raise ValueError(f"solver field 'step' (--step) = {step:g} is above {hi:g}/L = {hi / L:g} (L = {L:g}): the "
+                         f"prox steps overflow the arithmetic; use a step of at most {hi / L:g} or omit --step for the "
+                         "algorithm's default")
+
+
+#: Smallest Krasnosel'skii-Mann relaxation accepted: below it an iteration barely moves.
+MIN_RELAXATION = 1e-6
+
+
+def check_solver_ranges(spec: SolverSpec) -> None:
+    """Refuse settings that would end a run at once with a meaningless "converged" (tiny relaxation, tol >= 1).
+
+    Examples
+    --------
+    >>> check_solver_ranges(SolverSpec(prior="tv", tol=2.0))
+    Traceback (most recent call last):
+    ...
+    ValueError: solver field 'tol' (--tol) = 2 is >= 1: a relative residual below 1 holds at the first iteration, so the run would stop at once as 'converged'; use a tol below 1 (default 1e-05)
+    """
+    if spec.relaxation < MIN_RELAXATION:
+        raise ValueError(f"solver field 'relaxation' (--relaxation) = {spec.relaxation:g} is below {MIN_RELAXATION:g}: "
+                         "each iteration would barely move the iterate and the run would stop at once as 'converged'; "
+                         "use a relaxation in (0, 1/alpha), default 1")
+    if spec.tol >= 1.0:
+        raise ValueError(f"solver field 'tol' (--tol) = {spec.tol:g} is >= 1: a relative residual below 1 holds at the "
+                         "first iteration, so the run would stop at once as 'converged'; use a tol below 1 "
+                         f"(default {SolverSpec().tol:g})")
+
+
+def _writable_folder(path: Path, what: str) -> None:
+    """Refuse ``path`` as an output folder when it is a file or nothing can be created there.
+
+    The nearest existing ancestor is probed with a temporary file (permission bits alone do not
+    tell: root ignores them, read-only mounts do not show in them); nothing is created at ``path``.
+    """
+    import tempfile
+
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} '{path}' exists and is not a folder; give a folder path or remove the file")
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"{what} '{path}' cannot be created: '{probe}' is a file, not a folder; give another path")
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".stablepnp_probe_"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{what} '{path}' is not writable (no file can be created in '{probe}': "
+                         f"{exc.strerror or type(exc).__name__}); choose a writable folder") from None
+
+
+def check_output_paths(dir: str | Path | None, json_path: str | Path | None) -> None:
+    """Refuse unwritable output paths before any work (``--out`` a file or read-only, ``--json`` a folder ...).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> f = os.path.join(tempfile.mkdtemp(), "a_file"); open(f, "w").close()
+    >>> check_output_paths(f, None)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: output field 'dir' (--out) '...a_file' exists and is not a folder; give a folder path or remove the file
+    """
+    if dir is not None:
+        _writable_folder(Path(dir).expanduser(), "output field 'dir' (--out)")
+    if json_path is not None:
+        jp = Path(json_path).expanduser()
+        what = "output field 'json' (--json)"
+        if jp.is_dir():
+            raise ValueError(f"{what} '{jp}' is a folder; give a file path such as '{jp / 'run.json'}'")
+        if jp.exists():
+            try:
+                with open(jp, "a", encoding="utf-8"):
+                    pass
+            except OSError as exc:
+                raise ValueError(f"{what} '{jp}' is not writable ({exc.strerror or type(exc).__name__}); "
+                                 "choose another file") from None
+        else:
+            _writable_folder(jp.parent, what)
+
+
+#: Noise levels above this overflow the simulated observation in float32 arithmetic.
+MAX_NOISE = 1e30
+
+#: Image-sized float32 arrays a solve holds at once (truth, observation, iterates, gradients, FFT
+#: buffers in complex64, the TV dual and its work arrays, the figure): a generous count.
+SOLVE_ARRAYS = 48
+
+
+def check_solve_memory(size: int, channels: int) -> None:
+    """Refuse ``--size`` when a solve at that size would not fit in memory (estimated, nothing allocated).
+
+    Examples
+    --------
+    >>> check_solve_memory(100000, 1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: problem field 'size' (--size) 100000 (100000 x 100000, 1 channel) needs about ... GiB of memory, above the limit of ... GiB (80 % of the available memory); choose a smaller --size
+    """
+    from problems.images import check_memory
+
+    check_memory(float(size) * size * channels * 4 * SOLVE_ARRAYS,
+                 f"problem field 'size' (--size) {size} ({size} x {size}, {channels} channel{'s' if channels > 1 else ''})",
+                 "choose a smaller --size")
+
+
+# ============================================================================ field helpers
+def _strict_from_dict(cls: Any, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where} must be a mapping of keys to values, got {type(data).__name__}")
+    valid = cls.keys()
+    for key in data:
+        if key not in valid:
+            raise ValueError(f"unknown key {str(key)!r} in {where}; valid keys: {', '.join(valid)}")
+    try:
+        return cls(**dict(data))
+    except (TypeError, ValueError) as exc:
+        if where in ("solver spec", "output spec"):
+            raise
+        raise type(exc)(f"{exc} (in {where})") from None
+
+
+def _field_str(value: Any, name: str, section: str) -> str:
+    if isinstance(value, Path):
+        return str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{section} field {name!r} must be a string, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _field_float(value: Any, name: str, section: str, *, positive: bool, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-3" (no dot) as a string
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        kind = "a number" + (" or null" if optional else "")
+        raise ValueError(f"{section} field {name!r} must be {kind}, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    bound_ok = value > 0 if positive else value >= 0
+    if not math.isfinite(value) or not bound_ok:
+        raise ValueError(f"{section} field {name!r} must be a finite number {'>' if positive else '>='} 0, "
+                         f"got {value:g}")
+    return value
+
+
+def _field_int(value: Any, name: str, section: str, *, minimum: int) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{section} field {name!r} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{section} field {name!r} must be >= {minimum}, got {value}")
+    return value
