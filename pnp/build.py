@@ -261,7 +261,8 @@ def build_algorithm(spec: SolverSpec, problem: Any, prior: Any) -> Any:
     """Instantiate the registered algorithm of ``spec`` (refuses out-of-bound steps unless ``spec.unsafe``)."""
     try:
         return algorithm_entry(spec.algorithm).build(problem, prior, step=spec.step, relaxation=spec.relaxation,
-                                                     unsafe=spec.unsafe, accelerate=spec.accelerate)
+                                                     unsafe=spec.unsafe, accelerate=spec.accelerate,
+                                                     restart=spec.restart)
     except ValueError as exc:
         # The algorithms speak Python ("unsafe=True"); the config and the CLI spell it differently.
         msg = str(exc).replace("pass unsafe=True to run anyway", "pass --unsafe (or unsafe: true) to run anyway")
@@ -294,9 +295,9 @@ class LoadedPrior:
 
         return trained_sigma_range(self.model) if self.registered.kind == "denoiser" else None
 
-    def make(self, value: float) -> Any:
-        """The prior at parameter ``value``."""
-        return self.registered.build(value, self.model)
+    def make(self, value: float, *, noise: float | None = None) -> Any:
+        """The prior at parameter ``value`` (a smooth regulariser's ``mu`` follows ``noise`` when given)."""
+        return self.registered.build(value, self.model, noise=noise)
 
     def level(self, value: float) -> dict[str, float] | None:
         """How a denoiser runs at parameter ``value``: its sigma and relaxation strength (None for a weight)."""
@@ -379,6 +380,8 @@ def load_prior(text: str, *, path: str | None = None, label: str | None = None) 
         fingerprint = {"prior": str(text), "weights": _file_hash(Path(path)) if path else None}
     elif from_file:
         fingerprint = {"prior": entry.name, "weights": weights_hash(model)}
+        if entry.kind == "smooth":  # cells computed with mu along lam (before) are not reused
+            fingerprint["mu"] = "by noise level"
     else:
         fingerprint = {"prior": entry.name}
     return LoadedPrior(entry, model, fingerprint)

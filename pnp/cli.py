@@ -193,6 +193,9 @@ def _solver_arguments(g: Any) -> None:
                    help="safeguarded type-I Anderson acceleration of the iteration (default auto: on wherever it "
                    "keeps the convergence theorem -- PGD, HQS, DRS, ADMM with a guarantee; anderson on another "
                    "algorithm or an unguaranteed run is refused, or run flagged with --unsafe)")
+    g.add_argument("--restart", type=str.lower, choices=["none", "gradient", "function"],
+                   help="adaptive restart of FISTA's momentum (default none; function/gradient tests guarded by the "
+                   "objective: it never increases; no global O(1/k^2) rate is claimed)")
     g.add_argument("--unsafe", action="store_const", const=True,
                    help="run a step/relaxation above its convergence bound instead of refusing (flagged)")
     g.add_argument("--diagnostics", action="store_true",
@@ -236,7 +239,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
                           "drop --noise or use noise_model 'gaussian' or 'poisson_gaussian'")
     solver: dict[str, Any] = {}
     for flag in ("prior", "lam", "denoiser_sigma", "algorithm", "step", "relaxation", "max_iter", "tol",
-                 "time_limit", "unsafe", "accelerate"):
+                 "time_limit", "unsafe", "accelerate", "restart"):
         value = getattr(args, flag)
         if value is not None:
             solver[flag] = value

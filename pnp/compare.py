@@ -101,9 +101,9 @@ class PriorHandle:
         """What identifies the prior in the cache keys (name, hash of the weights)."""
         return self.loaded.fingerprint
 
-    def make(self, value: float) -> Any:
-        """The prior with parameter ``value`` (``lam`` or ``sigma``)."""
-        return self.loaded.make(value)
+    def make(self, value: float, *, noise: float | None = None) -> Any:
+        """The prior with parameter ``value`` (``lam`` or ``sigma``; a smooth prior's ``mu`` follows ``noise``)."""
+        return self.loaded.make(value, noise=noise)
 
     def level(self, value: float) -> dict[str, float] | None:
         """How a denoiser runs at parameter ``value``: its sigma and relaxation strength."""
@@ -132,7 +132,8 @@ def _algorithm(handle: PriorHandle, value: float, algorithm: str, step_factor: f
     registered = algorithm_entry(algorithm)
     step = registered.step_for(step_factor, problem.fidelity.lipschitz_grad())
     # the same default as `stablepnp solve`: safeguarded Anderson wherever it keeps the theorem
-    return registered.build(problem, handle.make(value), step=step, relaxation=handle.entry.relaxation,
+    noise = getattr(problem.noise, "sigma", None)
+    return registered.build(problem, handle.make(value, noise=noise), step=step, relaxation=handle.entry.relaxation,
                             accelerate="auto")
 
 

@@ -135,6 +135,7 @@ class SolveRecord(Mapping):
     stop_reason: str | None = None
     accelerate: str | None = None
     acceleration: dict | None = None
+    restart: dict | None = None
     monotone: dict | None = None
     diagnostics: dict | None = None
     shape: list = dataclasses.field(default_factory=list)

@@ -146,17 +146,24 @@ class RegisteredPrior:
         """Label in tables."""
         return self.label or self.name
 
-    def build(self, value: float, model: Any = None) -> Any:
-        """The prior at parameter ``value`` (``lam`` or ``sigma``) with the loaded ``model``."""
+    def build(self, value: float, model: Any = None, *, noise: float | None = None) -> Any:
+        """The prior at parameter ``value`` (``lam`` or ``sigma``) with the loaded ``model``.
+
+        For a smooth learned regulariser ``lam R_mu`` the scale ``mu`` follows the noise level when
+        it is given (``priors.ridge.ridge_weights``): the best ``mu`` depends on the noise, not on the
+        blur, while the best ``lam`` depends on both (scripts/tune_ridge.py --kernels); without a
+        noise level ``mu`` follows ``lam`` along the default rule."""
         if self.make is not None:
             return self.make(value, model)
         if self.kind == "denoiser":
             from priors import denoiser_at_level, trained_sigma_range
 
             return denoiser_at_level(model, value, trained_sigma_range(model))
-        from priors.ridge import RidgePrior, ridge_mu_for_lam
+        from priors.ridge import RidgePrior, ridge_mu_for_lam, ridge_weights
 
-        return RidgePrior(model, weight=value, mu=ridge_mu_for_lam(model, value, self.model or ""))
+        mu = (ridge_weights(model, noise, self.model or "")[1] if noise is not None
+              else ridge_mu_for_lam(model, value, self.model or ""))
+        return RidgePrior(model, weight=value, mu=mu)
 
     def default_lam(self, noise: float) -> float:
         """Default weight of a classical prior at noise level ``noise`` (floored at 0.001)."""
@@ -416,13 +423,18 @@ class RegisteredAlgorithm:
         return None if factor == 1.0 or not L else factor / L
 
     def build(self, problem: Any, prior: Any, *, step: float | None = None, relaxation: float = 1.0,
-              unsafe: bool = False, accelerate: str = "none") -> Any:
-        """The algorithm instance; ``accelerate="anderson"`` is refused where the class has no accelerated form."""
+              unsafe: bool = False, accelerate: str = "none", restart: str = "none") -> Any:
+        """The algorithm instance; ``accelerate="anderson"`` is refused where the class has no accelerated
+        form, and ``restart`` other than ``"none"`` where it has no momentum to restart."""
         extra: dict[str, Any] = {}
         if self.accelerable:
             extra["accelerate"] = accelerate
         elif accelerate == "anderson":
             raise ValueError(refusal(self.cls.name, None))
+        if getattr(self.cls, "restart_schemes", ()):
+            extra["restart"] = restart
+        elif restart != "none":
+            raise ValueError(f"restart: {self.name} has no momentum to restart; use --restart none or --algorithm fista")
         return self.cls(problem, prior, step=step, relaxation=relaxation, unsafe=unsafe, **extra)
 
 

@@ -207,7 +207,7 @@ def _record(config: SolveConfig, job: _Job, result: Any, report: Any, run_scores
                       "theorem": None if report is None else report.theorem, "line": verdict_line(report),
                       "report": None if report is None else report.to_dict()},
         "stop_reason": result.diagnostics.get("stop_reason"), "accelerate": sspec.accelerate,
-        "acceleration": result.diagnostics.get("acceleration"),
+        "acceleration": result.diagnostics.get("acceleration"), "restart": result.diagnostics.get("restart"),
         "monotone": monotone_summary(result.diagnostics.get("monotone")),
         "shape": list(job.problem.truth.shape), "problem": config.problem.to_dict(), "solver": sspec.to_dict(),
         "history": {k: list(v) for k, v in result.history.items() if k in _HISTORY_KEYS},

@@ -27,6 +27,7 @@ from typing import Any, Mapping
 
 from pnp.registry import ALGORITHMS, CHECKPOINT_SUFFIXES, PRIORS, RegisteredPrior, is_checkpoint, resolve_prior
 from pnp.registry import shipped_model_name
+from pnp.restart import RESTARTS
 from problems import ProblemSpec, load_yaml_mapping
 
 __all__ = [
@@ -90,6 +91,9 @@ class SolverSpec:
         with a "guaranteed" verdict), plain iterations elsewhere. ``"anderson"``: required; refused
         where the safeguard cannot keep a theorem (FISTA, PDHG always; a run without a guarantee
         unless ``unsafe``, which then runs it flagged). ``"none"``: plain iterations.
+    restart : {"none", "gradient", "function"}
+        Adaptive restart of FISTA's momentum (:mod:`pnp.restart`); refused for algorithms without
+        momentum.
 
     Examples
     --------
@@ -108,6 +112,7 @@ class SolverSpec:
     time_limit: float | None = None
     unsafe: bool = False
     accelerate: str = "auto"
+    restart: str = "none"
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -146,6 +151,10 @@ class SolverSpec:
             raise ValueError(f"solver field 'accelerate' must be one of {', '.join(_ACCELERATIONS)}, "
                              f"got {self.accelerate!r}")
         set_("accelerate", accelerate)
+        restart = _field_str(self.restart, "restart", "solver").strip().lower()
+        if restart not in RESTARTS:
+            raise ValueError(f"solver field 'restart' must be one of {', '.join(RESTARTS)}, got {self.restart!r}")
+        set_("restart", restart)
 
     @property
     def entry(self) -> RegisteredPrior:

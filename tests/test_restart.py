@@ -129,3 +129,20 @@ def test_gradient_test_is_the_sign_of_the_inner_product():
     x_old, x_new = torch.zeros(2, 3), torch.ones(2, 3)
     assert momentum_uphill(2.0 * torch.ones(2, 3), x_new, x_old)  # z beyond x_new along the step: uphill
     assert not momentum_uphill(0.5 * torch.ones(2, 3), x_new, x_old)
+
+
+def test_restart_flag_goes_through_solve_and_is_refused_without_momentum(tmp_path, capsys):
+    """`stablepnp solve --restart` reaches FISTA and its record; PGD refuses it in one line (exit 2)."""
+    import json
+
+    from pnp.cli import main
+
+    out = tmp_path / "r.json"
+    rc = main(["solve", "--prior", "tv", "--algorithm", "fista", "--restart", "function", "--size", "32",
+               "--max-iter", "60", "--no-figure", "--quiet", "--json", str(out)])
+    assert rc == 0
+    record = json.loads(out.read_text())
+    assert record["solver"]["restart"] == "function" and record["restart"]["scheme"] == "function"
+    rc = main(["solve", "--prior", "tv", "--algorithm", "pgd", "--restart", "gradient", "--size", "32", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "no momentum to restart" in err[0]
