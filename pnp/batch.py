@@ -111,7 +111,7 @@ class FolderSpec:
     seed: int = 0
     max_iter: int = 300
     tol: float | None = 1e-5
-    batch_size: int = 8
+    batch_size: int = 1  # stacking is slower per image on a CPU (scripts/bench_batch.py)
     figures: bool = True
     progress: bool = True
     accelerate: str = "none"
@@ -378,7 +378,7 @@ def solve_batch(
     *,
     observed: bool = False,
     size: int | None = None,
-    batch_size: int = 8,
+    batch_size: int = 1,
     quiet: bool = False,
     stream: TextIO | None = None,
 ) -> dict[str, Any]:

@@ -203,7 +203,8 @@ def _solver_arguments(g: Any) -> None:
                    "the envelope for averaged iterations, the denoiser's local Lipschitz estimates along the "
                    "iterates; in the JSON record, the table and <figure>_diagnostics.png (single image only)")
     g.add_argument("--batch-size", type=_integer("a positive number of images", minimum=1), metavar="N",
-                   help="with --input-dir: most equal-shape images solved together (default 8)")
+                   help="with --input-dir: most equal-shape images solved together in one run (default 1: "
+                   "stacking measured slower per image on a CPU, see scripts/bench_batch.py; try 8 on a GPU)")
 
 
 def _output_arguments(p: Any) -> None:
@@ -341,7 +342,7 @@ def _solve_folder(args: argparse.Namespace, config: Any) -> int:
     size = args.size if args.size is not None else (config.problem.size if args.config else None)
     with _torch_threads(args.threads):
         summary = solve_batch(config, args.input_dir, observed=args.observed, size=size,
-                              batch_size=args.batch_size or 8, quiet=args.quiet)
+                              batch_size=args.batch_size or 1, quiet=args.quiet)
     if summary["failed"]:
         _print_err(
             f"FAILED: the iteration diverged or produced NaN for {len(summary['failed'])} image(s) "

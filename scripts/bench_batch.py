@@ -3,10 +3,10 @@ folder, and the folder costs at most ~10x one image.
 
 Writes 10 grey 256x256 crops of bundled scikit-image photos (none of the test split) to a temporary
 folder, times one single-image solve (:func:`pnp.solve.solve`) and the folder run
-(:func:`pnp.batch.solve_batch`, batches of 8 + 2), counts the model loads and the certificate
+(:func:`pnp.batch.solve_batch`, ``--batch-size`` images per run), counts the model loads and the certificate
 computations, and prints a table.
 
-    python scripts/bench_batch.py [--prior averaged] [--max-iter 50] [--threads 1]
+    python scripts/bench_batch.py [--prior ridge] [--max-iter 50] [--threads 1] [--batch-size 1]
 """
 
 from __future__ import annotations
@@ -76,9 +76,10 @@ def counting_load(name: str) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prior", default="averaged")
+    parser.add_argument("--prior", default="ridge")
     parser.add_argument("--max-iter", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=1, help="images stacked per run (the solve default: 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from pnp.batch import solve_batch
@@ -99,10 +100,10 @@ def main() -> None:
         counts.update(loads=0, certificates=0)
         batch_cfg = cfg.updated(output={"dir": str(Path(tmp) / "many")})
         t0 = time.perf_counter()
-        summary = solve_batch(batch_cfg, Path(tmp) / "in", quiet=True, batch_size=8)
+        summary = solve_batch(batch_cfg, Path(tmp) / "in", quiet=True, batch_size=args.batch_size)
         batch = time.perf_counter() - t0
     print(f"prior {args.prior}, {args.max_iter} iterations, {len(summary['images'])} images of 256x256, "
-          f"{args.threads} thread(s)")
+          f"{args.threads} thread(s), {args.batch_size} image(s) per run")
     print(f"{'run':<22s}{'time [s]':>10s}{'model loads':>13s}{'certificates':>14s}")
     print(f"{'single image':<22s}{single:10.2f}{single_counts['loads']:13d}{single_counts['certificates']:14d}")
     print(f"{'folder (10 images)':<22s}{batch:10.2f}{counts['loads']:13d}{counts['certificates']:14d}")
