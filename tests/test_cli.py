@@ -284,7 +284,7 @@ def image_dir(tmp_path_factory):
 def test_input_dir_writes_records_figures_and_summary(image_dir, tmp_path):
     out = tmp_path / "out"
     code, stdout, err = run_cli(["solve", "--input-dir", str(image_dir), "--out", str(out), "--max-iter", "10",
-                                 "--json", str(tmp_path / "summary.json")])
+                                 "--json", str(tmp_path / "summary.json"), "--batch-size", "3"])
     assert code == 0, err
     for name in ("a", "b", "c"):
         record = json.loads((out / f"{name}.json").read_text())

@@ -165,7 +165,7 @@ def test_solve_folder(tmp_path):
         img = (rng.random(shape) * 255).astype(np.uint8)
         imsave(src / f"img{i}.png", img, check_contrast=False)
     out = tmp_path / "out"
-    summary = solve_folder(src, out, prior="tv", noise=0.02, max_iter=20, progress=False)
+    summary = solve_folder(src, out, prior="tv", noise=0.02, max_iter=20, progress=False, batch_size=8)
     recs = summary["images"]
     assert len(recs) == 3
     assert [r["batch_size"] for r in recs] == [2, 2, 1]  # the two 24x24 images were solved together
