@@ -50,7 +50,7 @@ from .spectral import conv_norm_bound
 from .splines import LinearSpline
 
 __all__ = ["RidgeConfig", "LinearSpline", "RidgeRegularizer", "RidgePrior", "RIDGE_WEIGHTS", "ridge_weights",
-           "ridge_mu_for_lam"]
+           "ridge_mu_for_lam", "transfer_state"]
 
 
 @dataclass(frozen=True)
@@ -572,3 +572,14 @@ def ridge_mu_for_lam(model: RidgeRegularizer, lam: float, name: str = "") -> flo
         mu_ref = float(model.mu())
     level = sref * math.sqrt(lam * model.grad_lipschitz() / (2 * c))  # invert lam(noise) above
     return mu_ref * sref / max(level, 1e-3)
+
+
+def transfer_state(src: RidgeRegularizer, dst: RidgeRegularizer) -> dict:
+    """``dst``'s state dict carrying ``src``'s kernels, splines, ``mu(sigma)`` and buffers.
+
+    The denoiser-specific scalars (``step_raw`` of a one-step model, ``lam_raw`` of a prox model)
+    stay ``dst``'s own, so a trained one-step model warm-starts a prox one (``init_from``)."""
+    own = ("lam_raw", "step_raw")
+    state = {k: v for k, v in src.state_dict().items() if k not in own}
+    state.update({k: v for k, v in dst.state_dict().items() if k in own})
+    return state

@@ -42,6 +42,7 @@ from .pretrained import load_checkpoint
 # build_model, save_model_file and MODEL_FORMAT are re-exported from here as before
 from .registry import (ARCHITECTURES, CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_save, build_model, certificate_dict,
                        save_model_file)
+from .ridge import RidgeRegularizer, transfer_state
 from .training_loop import StepOutcome, fit_denoiser
 
 __all__ = ["TrainConfig", "build_model", "train", "main", "save_model_file", "MODEL_FORMAT"]
@@ -345,8 +346,9 @@ def _optimiser(cfg: OptimConfig, model: torch.nn.Module) -> tuple[torch.optim.Op
 
 
 def _recipe(cfg_dict: dict) -> dict:
-    # threads and device are execution details: a run may resume on another machine
-    return {k: v for k, v in json.loads(json.dumps(cfg_dict)).items() if k not in ("threads", "device")}
+    # threads and device are execution details: a run may resume on another machine; init_from only
+    # sets step 0, so a resumed run does not need its start file
+    return {k: v for k, v in json.loads(json.dumps(cfg_dict)).items() if k not in ("threads", "device", "init_from")}
 
 
 def _restore(state: dict, cfg: TrainConfig, ckpt_path: Path, parts: dict[str, Any], world: int,
@@ -509,14 +511,18 @@ def warm_start(model: torch.nn.Module, path: str | Path) -> None:
     Training-only fields of the architecture (``max_substeps``, ``differentiable_norm``) may
     differ; the shapes must match.  A constrained averaged model is loaded into a deeper one with
     ``max_substeps: 1`` by untying its sub-steps (:func:`priors.averaged.untie_substeps`), which
-    keeps the map unchanged at step 0.
+    keeps the map unchanged at step 0.  A ridge model of the other denoiser kind (one-step / prox)
+    gives its kernels, splines and ``mu(sigma)`` (:func:`priors.ridge.transfer_state`).
     """
     src = load_checkpoint(path)
     if (isinstance(src, AveragedResNet) and isinstance(model, AveragedResNet)
             and model.config.max_substeps == 1 and model.config.depth != src.config.depth):
         src = untie_substeps(src)
+    state = src.state_dict()
+    if isinstance(src, RidgeRegularizer) and isinstance(model, RidgeRegularizer):
+        state = transfer_state(src, model)  # one-step <-> prox: the shared parts, the target's own scalars
     try:
-        model.load_state_dict(src.state_dict())
+        model.load_state_dict(state)
     except RuntimeError as exc:
         raise ValueError(f"init_from: '{path}' does not fit the model of this config: {str(exc).splitlines()[0]}") from None
 

@@ -11,9 +11,6 @@ certificate recomputed from the weights, test-split denoising PSNR at sigma 15/2
     python scripts/fetch_training_photos.py --out data/photos        # training photos (once)
     python scripts/train_gpu.py --out reports/gpu_ridge_prox            # <= 8 minutes on one GPU
     python scripts/train_gpu.py --out /tmp/smoke --device cpu --config priors/configs/tiny.yaml --max-steps 2
-
-For a ridge config with ``denoiser: prox`` whose ``init_from`` file is missing, the start point is
-made first with ``scripts/ridge_prox_init.py`` from ``priors/weights/ridge_gray.pt``.
 """
 
 from __future__ import annotations
@@ -45,17 +42,8 @@ def _config(args: argparse.Namespace, run_dir: Path) -> TrainConfig:
     raw["checkpoint"] = {**(raw.get("checkpoint") or {}), "dir": str(run_dir)}
     if args.batch_size:
         raw["data"] = {**(raw.get("data") or {}), "batch_size": args.batch_size}
-    init = raw.get("init_from")
-    if init and not Path(init).is_file():
-        model = raw.get("model") or {}
-        if raw.get("arch") != "ridge" or model.get("denoiser") != "prox":
-            raise SystemExit(f"train_gpu: init_from '{init}' does not exist; create it first (see the config's header)")
-        sys.path.insert(0, str(ROOT / "scripts"))
-        import ridge_prox_init
-
-        made = run_dir.parent / "init.pt"
-        ridge_prox_init.main(["--from", str(ROOT / "priors/weights/ridge_gray.pt"), "--out", str(made)])
-        raw["init_from"] = str(made)
+    if raw.get("init_from") and not Path(raw["init_from"]).is_absolute():
+        raw["init_from"] = str(ROOT / raw["init_from"])
     return TrainConfig.from_dict(raw)
 
 

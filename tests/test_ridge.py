@@ -343,3 +343,18 @@ def test_ablation_switches_remove_the_certificate_and_each_changes_the_map():
     assert float(free.spline.slopes().min()) == -0.5  # not clamped
     with pytest.raises(ValueError, match="onestep only"):
         RidgeRegularizer(hidden=2, channels=4, kernel_size=3, knots=5, denoiser="prox", tied=False)
+
+
+def test_a_one_step_model_warm_starts_a_prox_model(tmp_path):
+    """init_from a one-step ridge file into a prox config: kernels, splines, mu carried, lam its own."""
+    from priors.registry import save_model_file
+    from priors.training import warm_start
+
+    src = _trained_like(seed=11).float()
+    path = tmp_path / "one_step.pt"
+    save_model_file(src, path, arch="ridge")
+    dst = RidgeRegularizer(hidden=3, channels=6, kernel_size=3, knots=9, denoiser="prox")
+    lam_before = dst.lam_raw.detach().clone()
+    warm_start(dst, path)
+    assert torch.allclose(dst.kernel(), src.kernel()) and torch.allclose(dst.spline.raw, src.spline.raw)
+    assert torch.allclose(dst.mu_raw, src.mu_raw) and torch.equal(dst.lam_raw, lam_before)
