@@ -513,6 +513,8 @@ def plot_diagnostics(
     import matplotlib
     from matplotlib.figure import Figure
 
+    from .figures import save_figure
+
     runs = diagnostics if isinstance(diagnostics, dict) else {"run": diagnostics}
     n_panels = 3 if psnr else 2
     fig = Figure(figsize=(5.2 * n_panels, 4.2))
@@ -522,10 +524,4 @@ def plot_diagnostics(
     _plot_local_lipschitz(axes[1], runs, colors)
     if psnr:
         _plot_psnr(axes[2], psnr, colors)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    return save_figure(fig, path, title, dpi=110)

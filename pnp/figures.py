@@ -91,12 +91,17 @@ def solve_figure(
     axes = fig.subplots(1, 4, gridspec_kw={"width_ratios": [1, 1, 1, 1.25]})
     _image_panels(axes[:3], ((observed, observed_label), (reconstruction, reconstruction_label), (truth, "ground truth")))
     _convergence_panel(axes[3], history, tol)
+    return save_figure(fig, path, title, fontsize=11, format="png")
+
+
+def save_figure(fig: Any, path: str | Path, title: str = "", *, fontsize: int = 10, **savefig: Any) -> Path:
+    """Title ``fig``, lay it out and write it to ``path`` (parents created); returns the path."""
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=fontsize)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    fig.savefig(path, **savefig)
     return path
 
 

@@ -475,33 +475,18 @@ class RidgePrior(Prior):
         return self.weight * self.model.grad_lipschitz()
 
     def _prox(self, v: Tensor, t: float) -> Tensor:
-        """``argmin_x 1/2 ||x - v||^2 + t R_mu(x)`` by accelerated gradient (strongly convex, rate
-        ``(1 - 1/sqrt(kappa))^k``); the error bound ``||x - x*|| <= ||grad F(x)||`` is recorded in
-        :attr:`last_prox_error`."""
+        """``argmin_x 1/2 ||x - v||^2 + t R_mu(x)`` by the model's accelerated solver
+        (:meth:`RidgeRegularizer.solve_prox`, each image and channel to ``tol`` times its norm); the
+        error bound ``||x - x*|| <= ||grad F(x)||`` over the batch is recorded in :attr:`last_prox_error`."""
         if t == 0:
             self.last_prox_error, self.last_prox_iterations = 0.0, 0
             return v
-        L = 1.0 + t * self.model.grad_lipschitz()
-        q = 1.0 / L  # strong convexity 1 over smoothness L
-        beta = (1 - math.sqrt(q)) / (1 + math.sqrt(q))
-        x = z = v
-        target = self.tol * float(v.norm()) + 1e-12
-        err = math.inf
-        k = 0
-        grad = lambda u: self.model.grad(self._fold(u), self.mu).reshape(u.shape)  # noqa: E731
+        u = self._fold(v)
         with torch.no_grad():
-            for k in range(1, self.max_iter + 1):
-                g = (z - v) + t * grad(z)
-                x_new = z - g / L
-                z = x_new + beta * (x_new - x)
-                x = x_new
-                if k % 5 == 0 or k == self.max_iter:
-                    gx = (x - v) + t * grad(x)
-                    err = float(gx.norm())  # 1-strong convexity: ||x - x*|| <= ||grad F(x)||
-                    if err <= target:
-                        break
-        self.last_prox_error, self.last_prox_iterations = err, k
-        return x
+            x, err, k = self.model.solve_prox(u, u.new_full((u.shape[0],), float(t)), u.new_full((u.shape[0],), self.mu),
+                                              self.model.grad_lipschitz(), tol=self.tol, max_iter=self.max_iter)
+        self.last_prox_error, self.last_prox_iterations = float(err.norm()), k
+        return x.reshape(v.shape)
 
     def __repr__(self) -> str:
         return f"RidgePrior(weight={self.weight:g}, mu={self.mu:g})"

@@ -33,6 +33,9 @@ from priors.training import TrainConfig, train  # noqa: E402
 from problems.images import TEST_SPLIT, load_image  # noqa: E402
 from problems.metrics import psnr  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "scripts"))
+from report_denoising import SIGMAS, noisy  # noqa: E402  (the same seeded noise as the denoising report)
+
 
 def _config(args: argparse.Namespace, run_dir: Path) -> TrainConfig:
     raw = yaml.safe_load(Path(args.config).read_text()) or {}
@@ -51,11 +54,10 @@ def _denoising(model_path: Path, size: int) -> dict[str, float]:
     model = load_checkpoint(model_path).eval()
     images = [load_image(n, size=size) for n in TEST_SPLIT]
     out = {}
-    for s in (15, 25, 50):
+    for s in SIGMAS:
         ps = []
         for i, img in enumerate(images):
-            gen = torch.Generator().manual_seed(1000 * s + i)  # the seeds of scripts/report_denoising.py
-            y = img + (s / 255) * torch.randn(img.shape, generator=gen)
+            y = noisy(img, s / 255, seed=1000 * s + i)
             with torch.no_grad():
                 ps.append(float(psnr(model(y, s / 255), img)[0]))
         out[str(s)] = statistics.mean(ps)
