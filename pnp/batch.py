@@ -251,7 +251,7 @@ def _solve_chunk(job: _FolderJob, chunk: list, shape: tuple[int, ...], batch_ind
     registered = algorithm_entry(job.spec.algorithm)
     step = registered.step_for(job.spec.step_factor, problem.fidelity.lipschitz_grad())
     # safeguarded Anderson acceleration (pnp.acceleration) where the algorithm has it; the batch is one vector
-    alg = registered.build(problem, job.loaded.make(job.value), step=step, relaxation=job.spec.relaxation,
+    alg = registered.build(problem, job.loaded.make(job.value, noise=job.spec.noise), step=step, relaxation=job.spec.relaxation,
                            accelerate=job.spec.accelerate if registered.accelerable else "none")
     with torch.inference_mode():  # as in solve: no autograd bookkeeping in the loop
         res = alg.run(max_iter=job.spec.max_iter, tol=job.spec.tol, progress=False)
