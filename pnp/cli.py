@@ -41,7 +41,7 @@ ROUTES: dict[str, tuple[str, str, str]] = {
     "train": ("priors.training", "main", "train a learned averaged denoiser (stablepnp train CONFIG.yaml [--resume])"),
     "certify": ("priors.pretrained", "certify_main",
                 "certify a denoiser checkpoint (stablepnp certify PATH.pt [--json FILE])"),
-    "robustness": ("priors.robustness.run", "main", "robustness study (stablepnp robustness CONFIG.yaml)"),
+    "robustness": ("pnp.robustness", "main", "robustness study (stablepnp robustness CONFIG.yaml)"),
     "compare": ("pnp.compare", "main", "learned vs classical priors (stablepnp compare CONFIG.yaml)"),
 }
 SUBCOMMANDS: tuple[str, ...] = ("solve", *ROUTES)

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 
 from pnp.record import json_safe
 from pnp.registry import ALGORITHMS, PRIORS, RegisteredPrior, resolve_prior
+from problems.config import from_mapping, load_yaml_mapping
 
 __all__ = ["PriorEntry", "TuningSpec", "SolverOptions", "FigureSpec", "CompareConfig", "bundled_config",
            "suite_problem", "FORMAT"]
@@ -29,20 +30,7 @@ _CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 FORMAT = "stable-pnp-compare/1"
 
 
-# ============================================================================ strict config helpers
-def _strict(cls: Any, data: Any, where: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{where} must be a mapping of keys to values, got {type(data).__name__}")
-    valid = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in valid:
-            raise ValueError(f"unknown key {str(key)!r} in {where}; valid keys: {', '.join(valid)}")
-    try:
-        return cls(**dict(data))
-    except TypeError as exc:  # pragma: no cover - defensive, every field has a default
-        raise ValueError(f"{where}: {exc}") from None
-
-
+# ============================================================================ field helpers
 def _num(value: Any, name: str, *, positive: bool = True, optional: bool = False) -> float | None:
     if value is None and optional:
         return None
@@ -379,7 +367,7 @@ class CompareConfig:
             raise ValueError("compare config field 'priors' must be a non-empty list of prior entries "
                              "(e.g. - {prior: tv, algorithms: [fista]})")
         entries = tuple(p if isinstance(p, PriorEntry) else
-                        _strict(PriorEntry, {"prior": p} if isinstance(p, str) else p, f"priors[{i}]")
+                        from_mapping(PriorEntry, {"prior": p} if isinstance(p, str) else p, f"priors[{i}]")
                         for i, p in enumerate(self.priors))
         labels = [e.label for e in entries]
         dup = {x for x in labels if labels.count(x) > 1}
@@ -389,7 +377,7 @@ class CompareConfig:
         for name, cls in (("solver", SolverOptions), ("tuning", TuningSpec), ("figure", FigureSpec)):
             v = getattr(self, name)
             if not isinstance(v, cls):
-                s(name, _strict(cls, v or {}, name))
+                s(name, from_mapping(cls, v or {}, name))
         if self.tuning.image in self.images:
             raise ValueError(f"tuning image {self.tuning.image!r} is also a suite image; tune on a held-out image")
         s("threads", _int(self.threads, "threads", minimum=1, optional=True))
@@ -401,13 +389,11 @@ class CompareConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "CompareConfig":
         """Build from a mapping; unknown keys raise a one-line ``ValueError`` listing the valid ones."""
-        return _strict(cls, data, "compare config")
+        return from_mapping(cls, data, "compare config")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "CompareConfig":
         """Read a YAML file (``yaml.safe_load``, one-line errors)."""
-        from problems.spec import load_yaml_mapping
-
         return cls.from_dict(load_yaml_mapping(path))
 
     def to_dict(self) -> dict[str, Any]:

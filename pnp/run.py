@@ -15,6 +15,7 @@ applies composable stopping criteria (:mod:`pnp.stopping`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
@@ -128,6 +129,9 @@ class Algorithm:
     anderson_fields: ClassVar[tuple[str, ...] | None] = None
     #: values of the ``restart`` keyword the class accepts (FISTA's adaptive restart, :mod:`pnp.restart`)
     restart_schemes: ClassVar[tuple[str, ...]] = ()
+    #: build the autograd graph through the prior (an unrolled map that is differentiated, e.g. by
+    #: the attacks of :mod:`pnp.robustness`); ``run()`` never sets it, so solves stay graph-free
+    track_gradients: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -296,8 +300,9 @@ class Algorithm:
 
     # ------------------------------------------------------------------ helpers for subclasses
     def _prox_g(self, v: Tensor, tau: float) -> Tensor:
-        # denoisers are nn.Modules: never build an autograd graph through them while iterating
-        with torch.no_grad():
+        # denoisers are nn.Modules: never build an autograd graph through them while iterating,
+        # unless the caller differentiates the unrolled iterations (track_gradients)
+        with contextlib.nullcontext() if self.track_gradients else torch.no_grad():
             tracker = self._inexact_tracker()
             if tracker is not None:  # iterative prox: solved along the summable schedule, recorded
                 return tracker.prox(v, tau)

@@ -29,6 +29,7 @@ from pnp.registry import ALGORITHMS, CHECKPOINT_SUFFIXES, PRIORS, RegisteredPrio
 from pnp.registry import shipped_model_name
 from pnp.restart import RESTARTS
 from problems import ProblemSpec, load_yaml_mapping
+from problems.config import as_bool, as_choice, as_float, as_int, as_str, check_keys, from_mapping
 
 __all__ = [
     "SolverSpec",
@@ -116,7 +117,7 @@ class SolverSpec:
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
-        prior = _field_str(self.prior, "prior", "solver").strip()
+        prior = as_str(self.prior, "prior", "solver").strip()
         if prior.lower() in PRIORS:
             prior = prior.lower()
         elif shipped_model_name(prior) is None and not is_checkpoint(prior):
@@ -125,36 +126,24 @@ class SolverSpec:
                 f"name, or a checkpoint path ending in {'/'.join(CHECKPOINT_SUFFIXES)}, got {self.prior!r}"
             )
         set_("prior", prior)
-        set_("lam", _field_float(self.lam, "lam", "solver", positive=True, optional=True))
-        set_("denoiser_sigma", _field_float(self.denoiser_sigma, "denoiser_sigma", "solver", positive=True,
-                                            optional=True))
+        set_("lam", as_float(self.lam, "lam", "solver", exclusive=True, optional=True))
+        set_("denoiser_sigma", as_float(self.denoiser_sigma, "denoiser_sigma", "solver", exclusive=True,
+                                        optional=True))
         if self.denoiser_sigma is not None and not self.is_denoiser:
             raise ValueError(f"solver field 'denoiser_sigma' applies to bm3d, a learned or a checkpoint prior, not "
                              f"{self.prior!r}; use 'lam' for a classical prior")
         if self.lam is not None and self.denoiser_sigma is not None:
             raise ValueError("solver fields 'lam' and 'denoiser_sigma' are exclusive for a denoiser prior; "
                              "give one of them")
-        algorithm = _field_str(self.algorithm, "algorithm", "solver").strip().lower()
-        if algorithm not in ALGORITHMS:
-            raise ValueError(f"solver field 'algorithm' must be one of {', '.join(ALGORITHMS)}, "
-                             f"got {self.algorithm!r}")
-        set_("algorithm", algorithm)
-        set_("step", _field_float(self.step, "step", "solver", positive=True, optional=True))
-        set_("relaxation", _field_float(self.relaxation, "relaxation", "solver", positive=True))
-        set_("max_iter", _field_int(self.max_iter, "max_iter", "solver", minimum=1))
-        set_("tol", _field_float(self.tol, "tol", "solver", positive=False))
-        set_("time_limit", _field_float(self.time_limit, "time_limit", "solver", positive=True, optional=True))
-        if not isinstance(self.unsafe, bool):
-            raise ValueError(f"solver field 'unsafe' must be true or false, got {self.unsafe!r}")
-        accelerate = _field_str(self.accelerate, "accelerate", "solver").strip().lower()
-        if accelerate not in _ACCELERATIONS:
-            raise ValueError(f"solver field 'accelerate' must be one of {', '.join(_ACCELERATIONS)}, "
-                             f"got {self.accelerate!r}")
-        set_("accelerate", accelerate)
-        restart = _field_str(self.restart, "restart", "solver").strip().lower()
-        if restart not in RESTARTS:
-            raise ValueError(f"solver field 'restart' must be one of {', '.join(RESTARTS)}, got {self.restart!r}")
-        set_("restart", restart)
+        set_("algorithm", as_choice(self.algorithm, "algorithm", "solver", ALGORITHMS))
+        set_("step", as_float(self.step, "step", "solver", exclusive=True, optional=True))
+        set_("relaxation", as_float(self.relaxation, "relaxation", "solver", exclusive=True))
+        set_("max_iter", as_int(self.max_iter, "max_iter", "solver", minimum=1))
+        set_("tol", as_float(self.tol, "tol", "solver"))
+        set_("time_limit", as_float(self.time_limit, "time_limit", "solver", exclusive=True, optional=True))
+        set_("unsafe", as_bool(self.unsafe, "unsafe", "solver"))
+        set_("accelerate", as_choice(self.accelerate, "accelerate", "solver", _ACCELERATIONS))
+        set_("restart", as_choice(self.restart, "restart", "solver", RESTARTS))
 
     @property
     def entry(self) -> RegisteredPrior:
@@ -184,7 +173,7 @@ class SolverSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "solver spec") -> SolverSpec:
         """Build from a mapping; unknown keys are refused with the list of valid keys."""
-        return _strict_from_dict(cls, data, where)
+        return from_mapping(cls, data, where, context=where != "solver spec")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dictionary of all fields."""
@@ -215,13 +204,12 @@ class OutputSpec:
     figure: bool = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "dir", _field_str(self.dir, "dir", "output"))
+        object.__setattr__(self, "dir", as_str(self.dir, "dir", "output"))
         if not self.dir.strip():
             raise ValueError("output field 'dir' must not be empty; give a folder path")
         if self.json is not None:
-            object.__setattr__(self, "json", _field_str(self.json, "json", "output"))
-        if not isinstance(self.figure, bool):
-            raise ValueError(f"output field 'figure' must be true or false, got {self.figure!r}")
+            object.__setattr__(self, "json", as_str(self.json, "json", "output"))
+        as_bool(self.figure, "figure", "output")
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -231,7 +219,7 @@ class OutputSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "output spec") -> OutputSpec:
         """Build from a mapping; unknown keys are refused with the list of valid keys."""
-        return _strict_from_dict(cls, data, where)
+        return from_mapping(cls, data, where, context=where != "output spec")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dictionary of all fields."""
@@ -260,12 +248,7 @@ class SolveConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "solve config") -> SolveConfig:
         """Build from a mapping with (some of) the sections ``problem``, ``solver``, ``output``."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"{where} must be a mapping of sections, got {type(data).__name__}")
-        for key in data:
-            if key not in cls.SECTIONS:
-                raise ValueError(f"unknown key {str(key)!r} at the top level of {where}; "
-                                 f"valid keys: {', '.join(cls.SECTIONS)}")
+        data = check_keys(data, cls.SECTIONS, f"the top level of {where}")
         sections = {}
         for name in cls.SECTIONS:
             section = data.get(name)
@@ -435,56 +418,3 @@ def check_solve_memory(size: int, channels: int) -> None:
     check_memory(float(size) * size * channels * 4 * SOLVE_ARRAYS,
                  f"problem field 'size' (--size) {size} ({size} x {size}, {channels} channel{'s' if channels > 1 else ''})",
                  "choose a smaller --size")
-
-
-# ============================================================================ field helpers
-def _strict_from_dict(cls: Any, data: Mapping[str, Any], where: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{where} must be a mapping of keys to values, got {type(data).__name__}")
-    valid = cls.keys()
-    for key in data:
-        if key not in valid:
-            raise ValueError(f"unknown key {str(key)!r} in {where}; valid keys: {', '.join(valid)}")
-    try:
-        return cls(**dict(data))
-    except (TypeError, ValueError) as exc:
-        if where in ("solver spec", "output spec"):
-            raise
-        raise type(exc)(f"{exc} (in {where})") from None
-
-
-def _field_str(value: Any, name: str, section: str) -> str:
-    if isinstance(value, Path):
-        return str(value)
-    if not isinstance(value, str):
-        raise ValueError(f"{section} field {name!r} must be a string, got {value!r} ({type(value).__name__})")
-    return value
-
-
-def _field_float(value: Any, name: str, section: str, *, positive: bool, optional: bool = False) -> float | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, str):
-        try:  # YAML 1.1 reads "1e-3" (no dot) as a string
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        kind = "a number" + (" or null" if optional else "")
-        raise ValueError(f"{section} field {name!r} must be {kind}, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    bound_ok = value > 0 if positive else value >= 0
-    if not math.isfinite(value) or not bound_ok:
-        raise ValueError(f"{section} field {name!r} must be a finite number {'>' if positive else '>='} 0, "
-                         f"got {value:g}")
-    return value
-
-
-def _field_int(value: Any, name: str, section: str, *, minimum: int) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{section} field {name!r} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{section} field {name!r} must be >= {minimum}, got {value}")
-    return value

@@ -6,6 +6,8 @@ import warnings
 from dataclasses import asdict
 from typing import Any
 
+from problems.config import check_keys
+
 
 def parse_number(value: Any, name: str) -> float:
     """A float from a number or a fraction string such as '25/255' (YAML has no arithmetic)."""
@@ -24,13 +26,6 @@ def parse_number(value: Any, name: str) -> float:
     raise ValueError(f"{name} must be a number or a fraction like '25/255', got {value!r}")
 
 
-def strict_keys(d: dict, valid: set[str], where: str) -> None:
-    """Refuse unknown keys with a one-line message that lists the valid ones."""
-    unknown = sorted(set(d) - valid)
-    if unknown:
-        raise ValueError(f"unknown key '{unknown[0]}' in {where}; valid keys: {', '.join(sorted(valid))}")
-
-
 class ModelConfigMixin:
     """``to_dict`` / strict ``from_dict`` shared by the frozen model-config dataclasses.
 
@@ -45,7 +40,7 @@ class ModelConfigMixin:
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
         fields = cls.__dataclass_fields__
-        strict_keys(d, set(fields), "model config")
+        check_keys(d, sorted(fields), "model config")
         d = dict(d)
         for key, value in d.items():
             default = fields[key].default

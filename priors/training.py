@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from problems.images import load_image
 from problems.metrics import psnr
-from problems.spec import load_yaml_mapping
+from problems.config import check_keys, load_yaml_mapping
 
 from ._config import parse_number
 from .averaged import AveragedResNet, untie_substeps
@@ -48,17 +48,10 @@ from .training_loop import StepOutcome, fit_denoiser
 __all__ = ["TrainConfig", "build_model", "train", "main", "save_model_file", "MODEL_FORMAT"]
 
 
-def _strict(section: str, d: Any, valid: set[str]) -> dict:
-    if d is None:
-        return {}
-    if not isinstance(d, dict):
-        raise ValueError(f"training config section '{section}' must be a mapping, got {type(d).__name__}")
-    unknown = sorted(set(d) - valid)
-    if unknown:
-        raise ValueError(
-            f"unknown key '{unknown[0]}' in training config section '{section}'; valid keys: {', '.join(sorted(valid))}"
-        )
-    return d
+def _section(name: str, d: Any, klass: type) -> dict:
+    """The mapping ``d`` (``None``: empty) once its keys are fields of ``klass`` (listed sorted)."""
+    return check_keys(d, sorted(f.name for f in fields(klass)), f"training config section '{name}'",
+                      none_is_empty=True)
 
 
 @dataclass(frozen=True)
@@ -122,7 +115,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, raw: Any) -> "TrainConfig":
-        top = _strict("top level", raw, {f.name for f in fields(cls)})
+        top = _section("top level", raw, cls)
         arch = top.get("arch", "averaged")
         if arch not in ARCHITECTURES:
             raise ValueError(f"arch {arch!r} unknown in training config; valid: {', '.join(ARCHITECTURES)}")
@@ -138,7 +131,7 @@ class TrainConfig:
                 raise ValueError(f"{key} must be a non-negative integer, got {v!r}")
 
         def sub(name: str, klass: type) -> Any:
-            d = _strict(name, top.get(name), {f.name for f in fields(klass)})
+            d = _section(name, top.get(name), klass)
             out = {}
             for f in fields(klass):
                 if f.name not in d:

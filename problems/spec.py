@@ -27,14 +27,13 @@ The command line reads files with two sections, ``problem:`` (this spec) and ``s
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-import yaml
 
+from .config import StrictLoader, as_bool, as_choice, as_float, as_int, as_str, from_mapping, load_yaml_mapping
 from .images import load_image
 from .problem import InverseProblem
 
@@ -45,6 +44,7 @@ __all__ = [
     "BOUNDARIES",
     "DOWNSAMPLING_FILTERS",
     "load_yaml_mapping",
+    "StrictLoader",
     "bundled_spec_names",
     "bundled_spec_path",
 ]
@@ -55,6 +55,9 @@ BOUNDARIES: tuple[str, ...] = ("circular", "reflect", "mirror", "replicate", "ze
 DOWNSAMPLING_FILTERS: tuple[str, ...] = ("gaussian", "box", "none")
 
 _SPEC_DIR = Path(__file__).resolve().parent / "specs"
+_WHERE = "problem spec"  # the section named in field errors
+#: Largest seed a torch.Generator accepts as a signed 64-bit integer.
+MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -126,28 +129,28 @@ class ProblemSpec:
     # -- validation --------------------------------------------------------------------------
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
-        set_("image", _as_str(self.image, "image"))
+        set_("image", as_str(self.image, "image", _WHERE))
         if not self.image.strip():
             raise ValueError("problem spec field 'image' must not be empty; give a name or a path")
-        set_("size", _as_int(self.size, "size", minimum=1, optional=True))
-        set_("gray", _as_bool(self.gray, "gray"))
-        set_("operator", _as_choice(self.operator, "operator", OPERATORS))
-        set_("kernel", _as_str(self.kernel, "kernel"))
-        set_("boundary", _as_choice(self.boundary, "boundary", BOUNDARIES))
-        set_("factor", _as_int(self.factor, "factor", minimum=1))
-        set_("filter", _as_choice(self.filter, "filter", DOWNSAMPLING_FILTERS))
-        set_("mask_ratio", _as_float(self.mask_ratio, "mask_ratio", minimum=0.0))
+        set_("size", as_int(self.size, "size", _WHERE, minimum=1, optional=True))
+        set_("gray", as_bool(self.gray, "gray", _WHERE))
+        set_("operator", as_choice(self.operator, "operator", _WHERE, OPERATORS))
+        set_("kernel", as_str(self.kernel, "kernel", _WHERE))
+        set_("boundary", as_choice(self.boundary, "boundary", _WHERE, BOUNDARIES))
+        set_("factor", as_int(self.factor, "factor", _WHERE, minimum=1))
+        set_("filter", as_choice(self.filter, "filter", _WHERE, DOWNSAMPLING_FILTERS))
+        set_("mask_ratio", as_float(self.mask_ratio, "mask_ratio", _WHERE, minimum=0.0))
         if self.mask_ratio >= 1.0:
             raise ValueError(
                 f"problem spec field 'mask_ratio' must lie in [0, 1), got {self.mask_ratio}"
             )
-        set_("mask_seed", _as_int(self.mask_seed, "mask_seed", minimum=0, optional=True, maximum=MAX_SEED))
-        set_("noise_model", _as_choice(self.noise_model, "noise_model", NOISE_MODELS))
-        set_("sigma", _as_float(self.sigma, "sigma", minimum=0.0))
-        set_("gain", _as_float(self.gain, "gain", minimum=0.0))
+        set_("mask_seed", as_int(self.mask_seed, "mask_seed", _WHERE, minimum=0, optional=True, maximum=MAX_SEED))
+        set_("noise_model", as_choice(self.noise_model, "noise_model", _WHERE, NOISE_MODELS))
+        set_("sigma", as_float(self.sigma, "sigma", _WHERE, minimum=0.0))
+        set_("gain", as_float(self.gain, "gain", _WHERE, minimum=0.0))
         if self.gain == 0.0:
             raise ValueError("problem spec field 'gain' must be > 0, got 0")
-        set_("seed", _as_int(self.seed, "seed", minimum=0, maximum=MAX_SEED))
+        set_("seed", as_int(self.seed, "seed", _WHERE, minimum=0, maximum=MAX_SEED))
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -172,20 +175,7 @@ class ProblemSpec:
             ``data`` is not a mapping, has an unknown key (the message lists the valid keys) or
             an invalid value.
         """
-        if not isinstance(data, Mapping):
-            raise ValueError(f"{where} must be a mapping of keys to values, got {type(data).__name__}")
-        valid = cls.keys()
-        for key in data:
-            if key not in valid:
-                raise ValueError(
-                    f"unknown key {str(key)!r} in {where}; valid keys: {', '.join(valid)}"
-                )
-        try:
-            return cls(**dict(data))
-        except (TypeError, ValueError) as exc:
-            if where == "problem spec":
-                raise
-            raise type(exc)(f"{exc} (in {where})") from None
+        return from_mapping(cls, data, where, context=where != _WHERE)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ProblemSpec:
@@ -278,89 +268,6 @@ class ProblemSpec:
         return PoissonGaussian(self.gain, self.sigma)
 
 
-# ----------------------------------------------------------------------------------------------
-# YAML
-
-
-class _DuplicateKeyError(yaml.constructor.ConstructorError):
-    """A mapping names the same key twice."""
-
-
-class StrictLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last silently).
-
-    Examples
-    --------
-    >>> yaml.load("a: 1\\nb: 2", Loader=StrictLoader)
-    {'a': 1, 'b': 2}
-    >>> yaml.load("a: 1\\na: 2", Loader=StrictLoader)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    problems.spec._DuplicateKeyError: ...
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict[Any, Any] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                hash(key)
-            except TypeError:
-                break  # unhashable keys: the base class reports them
-            if key in seen:
-                first, again = seen[key].line + 1, key_node.start_mark.line + 1
-                where = f"twice at line {first}" if first == again else f"at lines {first} and {again}"
-                raise _DuplicateKeyError(None, None, f"duplicate key {str(key)!r} {where}; keep one of them", None)
-            seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
-
-
-def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    """Read a YAML file whose top level is a mapping; an empty file gives ``{}``.
-
-    Every config of the project is read here, with :class:`StrictLoader`: a key given twice in
-    one mapping is an error (naming the key and both lines), never "the last one wins".
-
-    Raises
-    ------
-    FileNotFoundError
-        The file does not exist.
-    ValueError
-        Unreadable file, invalid YAML (with line and column), or a top level that is not a
-        mapping with string keys. Messages are one line and name the file.
-
-    Examples
-    --------
-    >>> load_yaml_mapping(bundled_spec_path("default"))["operator"]
-    'blur'
-    """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"config file '{path}' does not exist")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise ValueError(f"cannot read config file '{path}': {reason}") from None
-    try:
-        data = yaml.load(text, Loader=StrictLoader)  # safe constructors only, duplicate keys refused
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ValueError(f"config file '{path}' is not valid YAML: {problem}{at}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ValueError(
-            f"config file '{path}' must contain a mapping of keys to values, got {type(data).__name__}"
-        )
-    for key in data:
-        if not isinstance(key, str):
-            raise ValueError(f"config file '{path}' has a non-string key {key!r}; quote it")
-    return data
-
-
 def bundled_spec_names() -> tuple[str, ...]:
     """Names of the example specs shipped in ``problems/specs`` (without ``.yaml``)."""
     return tuple(sorted(p.stem for p in _SPEC_DIR.glob("*.yaml")))
@@ -375,70 +282,3 @@ def bundled_spec_path(name: str = "default") -> Path:
         )
     return path
 
-
-# ----------------------------------------------------------------------------------------------
-# field coercion: one-line errors naming the field
-
-
-def _type_error(name: str, expected: str, value: Any) -> ValueError:
-    return ValueError(
-        f"problem spec field {name!r} must be {expected}, got {value!r} ({type(value).__name__})"
-    )
-
-
-def _as_str(value: Any, name: str) -> str:
-    if isinstance(value, Path):
-        return str(value)
-    if not isinstance(value, str):
-        raise _type_error(name, "a string", value)
-    return value
-
-
-def _as_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise _type_error(name, "true or false", value)
-    return value
-
-
-def _as_int(value: Any, name: str, *, minimum: int, optional: bool = False, maximum: int | None = None) -> int | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            expected = f"an integer >= {minimum}" + (" or null" if optional else "")
-            raise _type_error(name, expected, value)
-    if value < minimum:
-        raise ValueError(f"problem spec field {name!r} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"problem spec field {name!r} must be <= {maximum}, got {value}")
-    return int(value)
-
-
-#: Largest seed a torch.Generator accepts as a signed 64-bit integer.
-MAX_SEED = 2**63 - 1
-
-
-def _as_float(value: Any, name: str, *, minimum: float) -> float:
-    if isinstance(value, str):
-        # PyYAML (YAML 1.1) reads "1e-2" without a dot as a string; accept numeric strings.
-        try:
-            value = float(value)
-        except ValueError:
-            raise _type_error(name, "a number", value) from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _type_error(name, "a number", value)
-    value = float(value)
-    if not math.isfinite(value) or value < minimum:
-        raise ValueError(f"problem spec field {name!r} must be a finite number >= {minimum}, got {value}")
-    return value
-
-
-def _as_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str):
-        raise _type_error(name, f"one of {', '.join(choices)}", value)
-    key = value.strip().lower()
-    if key not in choices:
-        raise ValueError(f"problem spec field {name!r} must be one of {', '.join(choices)}, got {value!r}")
-    return key

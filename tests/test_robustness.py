@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import torch
 
+from pnp.robustness import main as robustness_main
+from pnp.robustness import pgd_map, registry_denoiser
 from priors.robustness import attacks, certified, data, models, prior_eval
 from priors.robustness.models import (
     ChannelLift,
@@ -438,7 +440,7 @@ def test_pnp_bound_formula_and_soundness():
     den = AveragedResNet(width=4, depth=2).eval()
     A = Blur(gaussian(1.2), boundary="circular")
     lip = rigorous_bounds(den)["lipschitz"]
-    f = prior_eval.pnp_map(den, A, sigma=0.05, step=1.5, iterations=3)
+    f = pgd_map(den, A, sigma=0.05, step=1.5, iterations=3)
     bound = prior_eval.pnp_lipschitz_bound(lip, 1.0, 1.5, 3)
     emp = prior_eval.amplification_pgd(f, torch.rand(1, 1, 12, 12), eps=0.5, steps=5)["max"]
     assert emp <= bound
@@ -469,7 +471,7 @@ def test_bad_config_exit_code_2(tmp_path, capsys):
 
 
 def test_tiny_job_end_to_end_and_resume(tmp_path):
-    from priors.robustness.run import main
+    main = robustness_main  # stablepnp robustness: the job with the solver's PnP map and the prior registry
 
     t0 = time.perf_counter()
     assert main([str(TINY), "--output-dir", str(tmp_path)]) == 0
@@ -553,7 +555,77 @@ def test_prior_evaluation_attacks_the_pnp_map_it_is_given(tmp_path):
 
     spec = PriorEvalSpec(denoisers=("tv",), images=("camera",), image_size=16, eps=0.5, random_trials=2,
                          pnp_iterations=2)
-    out = prior_eval.evaluate_priors(spec, out_dir=tmp_path, pnp_map=factory, log=lambda *_: None)
+    out = prior_eval.evaluate_priors(spec, out_dir=tmp_path, pnp_map=factory, resolved={"tv": registry_denoiser("tv")},
+                                     log=lambda *_: None)
     assert calls == [(spec.pnp_sigma, out["pnp"]["step"], 2)]
     row = next(r for r in out["rows"] if r["map"] == "pnp")
     assert row["empirical_max"] == pytest.approx(0.5, rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# what the job receives from pnp: the solver's PnP-PGD map and the prior registry
+
+
+def test_pgd_map_is_the_solvers_iteration_and_differentiable():
+    from operators.fidelity import L2Fidelity
+    from pnp.algorithms import PGD
+    from priors import DenoiserPrior
+    from priors.averaged import AveragedResNet
+    from operators import Blur, gaussian
+
+    torch.manual_seed(0)
+    den = AveragedResNet(width=4, depth=2).eval()
+    for p in den.parameters():
+        p.requires_grad_(False)
+    A = Blur(gaussian(1.2), boundary="circular")
+    y = torch.rand(1, 1, 12, 12)
+    out = pgd_map(den, A, sigma=0.05, step=1.0, iterations=4)(y)
+    ref = PGD(L2Fidelity(A, y), DenoiserPrior(den, sigma=0.05), step=1.0).run(
+        x0=A.adjoint(y), max_iter=4, tol=None, progress=False)
+    assert ref.iterations == 4
+    torch.testing.assert_close(out, ref.x, rtol=1e-5, atol=1e-6)
+    yg = y.clone().requires_grad_(True)
+    pgd_map(den, A, sigma=0.05, step=1.0, iterations=4)(yg).square().sum().backward()
+    assert yg.grad is not None and float(yg.grad.abs().sum()) > 0
+    # the solver itself never builds a graph
+    assert not PGD(L2Fidelity(A, yg.detach()), DenoiserPrior(den, sigma=0.05)).run(max_iter=2, progress=False).x.requires_grad
+
+
+def test_registry_denoisers_carry_their_bounds():
+    from pnp.registry import register_prior, unregister_prior
+    from priors.classical import Tikhonov
+    from priors.pretrained import WEIGHTS_DIR
+
+    tv = registry_denoiser("tv")
+    assert tv.lipschitz == 1.0 and not tv.differentiable
+    x = torch.rand(1, 1, 16, 16)
+    from priors.denoisers import TVDenoiser
+
+    torch.testing.assert_close(tv.denoiser(x, 0.1), TVDenoiser(tol=1e-6, max_iter=5000)(x, 0.1), atol=2e-3, rtol=0)
+    ridge = registry_denoiser("ridge")
+    assert ridge.differentiable and ridge.lipschitz is not None and ridge.lipschitz <= 1.0 + 1e-6
+    ck = registry_denoiser(str(WEIGHTS_DIR / "averaged_gray.pt"))
+    assert ck.differentiable and ck.lipschitz <= 1.0 + 1e-6
+    register_prior("half_l2", kind="classical", make=lambda lam, _: lam * Tikhonov())
+    try:
+        ev = registry_denoiser("half_l2")  # a user's prior: prox of 0.1 ||x||^2 / 2 is x / 1.1
+        torch.testing.assert_close(ev.denoiser(x, 0.1), x / 1.1)
+    finally:
+        unregister_prior("half_l2")
+    with pytest.raises(ValueError, match="unknown prior 'nope'"):
+        registry_denoiser("nope")
+
+
+def test_prior_eval_without_the_solver_is_refused_before_training(tmp_path, capsys):
+    from priors.robustness.run import main
+
+    assert main([str(TINY), "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "stablepnp robustness" in err
+    assert not (tmp_path / "checkpoints").exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.read_text().replace("denoisers: [averaged, unconstrained, tv]", "denoisers: [averaged, nope]"))
+    assert robustness_main([str(bad), "--output-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown prior 'nope'" in err
+    assert not (tmp_path / "o" / "checkpoints").exists()

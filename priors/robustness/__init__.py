@@ -11,7 +11,8 @@ data        offline Fashion-MNIST idx reader, committed subset, CIFAR-10 via tor
 prior_eval  worst-case amplification of denoisers and PnP maps next to their certified bounds
 config      the job's strict YAML configuration (frozen specs)
 reports     the job's Markdown / CSV tables and accuracy-versus-radius plots
-run         the ``stablepnp robustness CONFIG.yaml`` job (:func:`priors.robustness.run.main`)
+run         the ``stablepnp robustness CONFIG.yaml`` job (:func:`priors.robustness.run.main`; the CLI
+            hands it the solver's PnP map and the prior registry from :mod:`pnp.robustness`)
 """
 
 from . import attacks
@@ -19,7 +20,7 @@ from .attacks import accuracy, accuracy_curve, curve_auc, fgsm, gaussian_noise, 
 from .certified import certified_accuracy, certified_curve, certified_radius, margins
 from .data import ImageDataset, load_dataset, load_fashion_mnist, load_npz_subset
 from .models import ARCHITECTURES, ClassifierConfig, SequentialClassifier, build_classifier
-from .prior_eval import amplification_pgd, amplification_random, pnp_lipschitz_bound, pnp_map
+from .prior_eval import EvalDenoiser, amplification_pgd, amplification_random, pnp_lipschitz_bound
 
 __all__ = [
     "ARCHITECTURES",
@@ -37,6 +38,6 @@ __all__ = [
     "load_npz_subset",
     "amplification_pgd",
     "amplification_random",
-    "pnp_map",
+    "EvalDenoiser",
     "pnp_lipschitz_bound",
 ]

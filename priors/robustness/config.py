@@ -8,14 +8,12 @@ the whole job.
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from problems.config import check_field_types, check_keys, from_mapping, load_yaml_mapping
 from problems.images import available_images
-from problems.spec import load_yaml_mapping
 
 from .models import ClassifierConfig
 
@@ -31,63 +29,11 @@ __all__ = [
 ]
 
 PAPER_EPS = (36 / 255, 72 / 255, 108 / 255)
+_STRICT = {"check_types": True, "none_is_empty": True}  # how every section is read (see problems.config)
 
 
 def _tuple(v: Any) -> tuple:
     return tuple(v) if isinstance(v, (list, tuple)) else (v,)
-
-
-def _type_ok(value: Any, hint: Any) -> bool:
-    """Whether a YAML value fits a field annotation (scalars, optionals, tuples; others pass)."""
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if hint is type(None):
-        return value is None
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return any(_type_ok(value, arg) for arg in typing.get_args(hint))
-    if typing.get_origin(hint) is tuple:
-        items = value if isinstance(value, (list, tuple)) else [value]
-        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
-        return all(_type_ok(v, args[0]) for v in items) if args else True
-    return True
-
-
-def _hint_name(hint: Any) -> str:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_hint_name(a) for a in typing.get_args(hint))
-    if typing.get_origin(hint) is tuple:
-        return f"a list of {_hint_name(typing.get_args(hint)[0])}"
-    return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
-
-
-def _check_types(cls, data: dict, where: str) -> None:
-    hints = typing.get_type_hints(cls)
-    for key, value in data.items():
-        if not _type_ok(value, hints[key]):
-            raise ValueError(f"{where}.{key} must be {_hint_name(hints[key])}, got {value!r}")
-
-
-def _strict(cls, data: Any, where: str):
-    """Build the frozen dataclass ``cls`` from a mapping, refusing unknown keys and wrong types."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{where} must be a mapping, got {type(data).__name__}")
-    valid = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(valid))
-    if unknown:
-        raise ValueError(f"unknown key {unknown[0]!r} in {where}; valid keys: {', '.join(valid)}")
-    _check_types(cls, data, where)
-    try:
-        return cls(**data)
-    except TypeError as exc:
-        raise ValueError(f"{where}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -193,9 +139,12 @@ class PriorEvalSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "denoisers", tuple(_tuple(self.denoisers)))
         object.__setattr__(self, "images", tuple(_tuple(self.images)))
-        bad = sorted(set(self.denoisers) - {"averaged", "unconstrained", "bm3d", "tv"})
-        if bad:
-            raise ValueError(f"prior_eval.denoisers: {bad[0]!r} unknown; valid: averaged, unconstrained, bm3d, tv")
+        # names other than the job-trained averaged / unconstrained are resolved through the prior
+        # registry by the caller (pnp.robustness) before any training: see prior_eval.resolve_denoisers
+        bad = [n for n in self.denoisers if not isinstance(n, str) or not n.strip()]
+        if bad or not self.denoisers:
+            raise ValueError("prior_eval.denoisers must be a non-empty list of prior names (averaged, unconstrained, "
+                             "or any registered prior such as tv, bm3d, ridge)")
         known = available_images()
         missing = [n for n in self.images if n not in known and not Path(n).is_file()]
         if missing:  # checked here, not after the classifiers have trained
@@ -219,27 +168,15 @@ class RobustnessConfig:
 
 
 def _parse(raw: Any) -> RobustnessConfig:
-    if not isinstance(raw, dict):
-        raise ValueError("config must be a YAML mapping with keys output_dir, seed, threads, progress, data, models, evaluation, prior_eval")
-    raw = dict(raw)
-    top = {f.name for f in dataclasses.fields(RobustnessConfig)}
-    unknown = sorted(set(raw) - top)
-    if unknown:
-        raise ValueError(f"unknown key {unknown[0]!r} in config; valid keys: {', '.join(sorted(top))}")
-    _check_types(RobustnessConfig, {k: v for k, v in raw.items() if k in ("output_dir", "seed", "threads", "progress")},
-                 "config")
+    raw = check_keys(raw, sorted(f.name for f in dataclasses.fields(RobustnessConfig)), "config")
+    scalars = {k: v for k, v in raw.items() if k in ("output_dir", "seed", "threads", "progress")}
+    check_field_types(RobustnessConfig, scalars, "config")
     models = raw.get("models") or []
     if not isinstance(models, list) or not models:
         raise ValueError("config needs models: a non-empty list of {name, model, train, checkpoint}")
     specs = []
     for i, m in enumerate(models):
-        if not isinstance(m, dict):
-            raise ValueError(f"models[{i}] must be a mapping")
-        m = dict(m)
-        valid = {"name", "model", "train", "checkpoint"}
-        bad = sorted(set(m) - valid)
-        if bad:
-            raise ValueError(f"unknown key {bad[0]!r} in models[{i}]; valid keys: {', '.join(sorted(valid))}")
+        m = check_keys(m, sorted(f.name for f in dataclasses.fields(ModelSpec)), f"models[{i}]")
         if not isinstance(m.get("name"), str):
             raise ValueError(f"models[{i}].name must be a string")
         model_raw = m.get("model") or {}
@@ -249,8 +186,8 @@ def _parse(raw: Any) -> RobustnessConfig:
             cfg = ClassifierConfig.from_dict(model_raw)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"models[{i}].model: {exc}") from None
-        specs.append(ModelSpec(name=m["name"], model=cfg, train=_strict(TrainSpec, m.get("train"), f"models[{i}].train"),
-                               checkpoint=m.get("checkpoint")))
+        train = from_mapping(TrainSpec, m.get("train"), f"models[{i}].train", **_STRICT)
+        specs.append(ModelSpec(name=m["name"], model=cfg, train=train, checkpoint=m.get("checkpoint")))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"model names must be unique, got {names}")
@@ -260,10 +197,10 @@ def _parse(raw: Any) -> RobustnessConfig:
         seed=int(raw.get("seed", 0)),
         threads=int(raw.get("threads", 1)),
         progress=bool(raw.get("progress", True)),
-        data=_strict(DataSpec, raw.get("data"), "data"),
+        data=from_mapping(DataSpec, raw.get("data"), "data", **_STRICT),
         models=tuple(specs),
-        evaluation=_strict(EvalSpec, raw.get("evaluation"), "evaluation"),
-        prior_eval=None if prior is None else _strict(PriorEvalSpec, prior, "prior_eval"),
+        evaluation=from_mapping(EvalSpec, raw.get("evaluation"), "evaluation", **_STRICT),
+        prior_eval=None if prior is None else from_mapping(PriorEvalSpec, prior, "prior_eval", **_STRICT),
     )
 
 

@@ -34,8 +34,9 @@ we report only what is proved.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 from tqdm.auto import tqdm
@@ -45,17 +46,19 @@ from problems.images import load_image, training_pool_names
 
 from ..averaged import AveragedResNet
 from ..certify import rigorous_bounds
-from ..denoisers import BM3DDenoiser, TVDenoiser
 from ..pretrained import load_checkpoint
 from ..training_loop import fit_denoiser
 
 __all__ = [
     "amplification_pgd",
     "amplification_random",
-    "pnp_map",
     "PnPMapFactory",
+    "EvalDenoiser",
+    "DenoiserResolver",
+    "JOB_TRAINED",
     "pnp_lipschitz_bound",
     "train_denoiser",
+    "resolve_denoisers",
     "evaluate_priors",
     "prior_table",
 ]
@@ -63,11 +66,37 @@ __all__ = [
 Map = Callable[[torch.Tensor], torch.Tensor]
 #: ``factory(denoiser, operator, *, sigma, step, iterations) -> Map``: the PnP reconstruction map
 #: ``y -> x_K`` of ``iterations`` PnP proximal-gradient steps with the denoiser called as
-#: ``denoiser(x, sigma)``, step ``step`` and ``x_0 = A^T y``.  :func:`evaluate_priors` receives
-#: it from its caller (the job in :mod:`priors.robustness.run` passes :func:`pnp_map` unless told
-#: otherwise); the map must be differentiable whenever the denoiser is (the PGD attack unrolls it),
-#: and the certified bound :func:`pnp_lipschitz_bound` is only valid for this iteration.
+#: ``denoiser(x, sigma)``, step ``step`` and ``x_0 = A^T y``.  ``priors`` does not run PnP: the
+#: map is the solver's own iteration, handed in by the caller (``stablepnp robustness`` passes
+#: :func:`pnp.robustness.pgd_map`).  It must be differentiable whenever the denoiser is (the PGD
+#: attack differentiates through it), and the certified bound :func:`pnp_lipschitz_bound` holds
+#: for this iteration only.
 PnPMapFactory = Callable[..., Map]
+
+#: Names of ``prior_eval.denoisers`` that the job trains itself (or loads from
+#: ``averaged_checkpoint`` / ``unconstrained_checkpoint``); every other name is resolved by the caller.
+JOB_TRAINED: tuple[str, ...] = ("averaged", "unconstrained")
+
+
+@dataclass(frozen=True)
+class EvalDenoiser:
+    """A prior as the robustness evaluation sees it: a denoiser ``D(x, sigma)`` and what is certified.
+
+    ``lipschitz`` is the certified Lipschitz bound of ``x -> D(x, sigma)`` (None: no guarantee);
+    ``differentiable`` selects the attack (autograd PGD, else the gradient-free random search);
+    ``label`` names it in the table.
+    """
+
+    denoiser: Callable[[torch.Tensor, float], torch.Tensor]
+    lipschitz: float | None
+    differentiable: bool
+    label: str
+
+
+#: ``resolve(name) -> EvalDenoiser`` for names outside :data:`JOB_TRAINED` (``stablepnp robustness``
+#: passes :func:`pnp.robustness.registry_denoiser`: the prior registry of the job layer).  Raises
+#: ``ValueError`` (one line) for an unknown name and ``ImportError`` when an optional package is missing.
+DenoiserResolver = Callable[[str], EvalDenoiser]
 
 
 def _norms(t: torch.Tensor) -> torch.Tensor:
@@ -162,33 +191,6 @@ def amplification_random(f: Map, u: torch.Tensor, *, eps: float, trials: int = 2
     return {"per_sample": best.tolist(), "max": float(best.max()), "mean": float(best.mean())}
 
 
-def pnp_map(denoiser: Callable[[torch.Tensor, float], torch.Tensor], operator, *, sigma: float, step: float,
-            iterations: int) -> Map:
-    """``y -> x_K`` of PnP proximal gradient ``x_{k+1} = D(x_k - step A^T(A x_k - y), sigma)``, ``x_0 = A^T y``.
-
-    Differentiable whenever ``denoiser`` is (the iterations are unrolled).  This is the
-    :data:`PnPMapFactory` the robustness job passes to :func:`evaluate_priors` unless its caller
-    gives another (:func:`priors.robustness.run.run` / ``main(argv, pnp_map=...)``): the solvers
-    of :mod:`pnp` run their denoiser under ``torch.no_grad`` and cannot be attacked by autograd,
-    and ``priors`` never imports ``pnp``.
-
-    Examples
-    --------
-    >>> from operators import Blur, gaussian
-    >>> f = pnp_map(lambda x, s: x, Blur(gaussian(1.0), boundary="circular"), sigma=0.1, step=1.0, iterations=2)
-    >>> f(torch.rand(1, 1, 16, 16)).shape
-    torch.Size([1, 1, 16, 16])
-    """
-
-    def f(y: torch.Tensor) -> torch.Tensor:
-        x = operator.adjoint(y)
-        for _ in range(iterations):
-            x = denoiser(x - step * operator.adjoint(operator(x) - y), sigma)
-        return x
-
-    return f
-
-
 def pnp_lipschitz_bound(lip_denoiser: float | None, op_norm: float, step: float, iterations: int) -> float | None:
     """Certified Lipschitz bound of the PnP map ``y -> x_K`` (see the module docstring).
 
@@ -253,13 +255,47 @@ def _load_denoiser(path: str):
     return load_checkpoint(path, in_channels=1)
 
 
-def evaluate_priors(spec, *, out_dir: Path, pnp_map: PnPMapFactory, seed: int = 0, progress: bool = False,
-                    log=print) -> dict[str, Any]:
+def resolve_denoisers(spec, resolve: DenoiserResolver | None, *, log=print) -> dict[str, EvalDenoiser]:
+    """The caller-resolved denoisers of ``spec.denoisers`` (all but :data:`JOB_TRAINED`), loaded up front
+    so that a bad name fails before any training; a prior whose optional package is missing is
+    skipped with a log line."""
+    out: dict[str, EvalDenoiser] = {}
+    for name in spec.denoisers:
+        if name in JOB_TRAINED:
+            continue
+        if resolve is None:
+            raise ValueError(f"prior_eval.denoisers: {name!r} is built by the job layer's prior registry; run this "
+                             "job as 'stablepnp robustness CONFIG.yaml' (or pass resolve= to run())")
+        try:
+            out[name] = resolve(name)
+        except ImportError as exc:
+            log(f"[prior] skipping {name}: {exc}")
+    return out
+
+
+def _job_trained(name: str, spec, *, out_dir: Path, seed: int, log) -> EvalDenoiser:
+    constrained = name == "averaged"
+    ckpt = spec.averaged_checkpoint if constrained else spec.unconstrained_checkpoint
+    if ckpt:
+        den = _load_denoiser(ckpt)
+    else:
+        den = train_denoiser(constrained=constrained, width=spec.width, depth=spec.depth, steps=spec.train_steps,
+                             patch=spec.train_patch, batch=spec.train_batch, seed=seed,
+                             checkpoint=out_dir / "checkpoints" / f"denoiser_{name}.pt", log=log)
+    for p in den.parameters():
+        p.requires_grad_(False)
+    return EvalDenoiser(den, float(rigorous_bounds(den)["lipschitz"]), True, name)
+
+
+def evaluate_priors(spec, *, out_dir: Path, pnp_map: PnPMapFactory, resolved: Mapping[str, EvalDenoiser] | None = None,
+                    seed: int = 0, progress: bool = False, log=print) -> dict[str, Any]:
     """Amplification of each denoiser and of its PnP-PGD map on the test images (``spec``: PriorEvalSpec).
 
-    ``pnp_map`` builds the reconstruction map from a denoiser (see :data:`PnPMapFactory`); the
-    evaluation does not run PnP itself, so the map attacked is the one the caller solves with.
+    ``pnp_map`` builds the reconstruction map from a denoiser (see :data:`PnPMapFactory`) and
+    ``resolved`` holds the denoisers the caller built (:func:`resolve_denoisers`); the names of
+    :data:`JOB_TRAINED` are trained or loaded here.  A name in neither is skipped (its package is missing).
     """
+    resolved = dict(resolved or {})
     gen = torch.Generator().manual_seed(seed)
     clean = torch.cat([load_image(name, size=spec.image_size) for name in spec.images])
     noisy = clean + spec.sigma * torch.randn(clean.shape, generator=gen)
@@ -270,42 +306,27 @@ def evaluate_priors(spec, *, out_dir: Path, pnp_map: PnPMapFactory, seed: int = 
     rows: list[dict[str, Any]] = []
     for name in tqdm(spec.denoisers, desc="prior robustness", disable=not progress, leave=False):
         t0 = time.perf_counter()
-        if name in ("averaged", "unconstrained"):
-            constrained = name == "averaged"
-            ckpt = spec.averaged_checkpoint if constrained else spec.unconstrained_checkpoint
-            if ckpt:
-                den = _load_denoiser(ckpt)
-            else:
-                den = train_denoiser(constrained=constrained, width=spec.width, depth=spec.depth,
-                                     steps=spec.train_steps, patch=spec.train_patch, batch=spec.train_batch, seed=seed,
-                                     checkpoint=out_dir / "checkpoints" / f"denoiser_{name}.pt", log=log)
-            for p in den.parameters():
-                p.requires_grad_(False)
-            lip = float(rigorous_bounds(den)["lipschitz"])
-            attack, method = "pgd", "PGD on the ratio (autograd, unrolled PnP)"
-        elif name == "tv":
-            den = TVDenoiser()
-            lip = float(den.certificate().lipschitz)
-            attack, method = "random", "random search + (1+1)-ES (gradient-free)"
+        if name in JOB_TRAINED:
+            ev = _job_trained(name, spec, out_dir=out_dir, seed=seed, log=log)
+        elif name in resolved:
+            ev = resolved[name]
         else:
-            try:
-                den = BM3DDenoiser()  # raises ImportError when the optional bm3d package is missing
-            except ImportError as exc:
-                log(f"[prior] skipping bm3d: {exc}")
-                continue
-            lip = None
-            attack, method = "random", "random search + (1+1)-ES (gradient-free; BM3D is not differentiable)"
-        d_map = lambda x, den=den: den(x, spec.sigma)  # noqa: E731
-        p_map = pnp_map(den, A, sigma=spec.pnp_sigma, step=tau, iterations=spec.pnp_iterations)
-        for map_name, f, u, bound in (("denoiser", d_map, noisy, lip),
-                                      ("pnp", p_map, y, pnp_lipschitz_bound(lip, op_norm, tau, spec.pnp_iterations))):
-            if attack == "pgd":
+            continue
+        if ev.differentiable:
+            method = "PGD on the ratio (autograd, unrolled PnP)"
+        else:
+            method = "random search + (1+1)-ES (gradient-free)"
+        d_map = lambda x, den=ev.denoiser: den(x, spec.sigma)  # noqa: E731
+        p_map = pnp_map(ev.denoiser, A, sigma=spec.pnp_sigma, step=tau, iterations=spec.pnp_iterations)
+        pnp_bound = pnp_lipschitz_bound(ev.lipschitz, op_norm, tau, spec.pnp_iterations)
+        for map_name, f, u, bound in (("denoiser", d_map, noisy, ev.lipschitz), ("pnp", p_map, y, pnp_bound)):
+            if ev.differentiable:
                 res = amplification_pgd(f, u, eps=spec.eps, steps=spec.attack_steps, generator=gen)
             else:
                 res = amplification_random(f, u, eps=spec.eps, trials=spec.random_trials, generator=gen)
             rows.append({"denoiser": name, "map": map_name, "certified": bound, "empirical_max": res["max"],
                          "empirical_mean": res["mean"], "per_image": res["per_sample"], "attack": method})
-        log(f"[prior] {name}: certified {lip}, denoiser amp {rows[-2]['empirical_max']:.3f}, "
+        log(f"[prior] {name}: certified {ev.lipschitz}, denoiser amp {rows[-2]['empirical_max']:.3f}, "
             f"pnp bound {rows[-1]['certified']}, pnp amp {rows[-1]['empirical_max']:.3f} ({time.perf_counter() - t0:.0f}s)")
     return {"images": list(spec.images), "image_size": spec.image_size, "sigma": spec.sigma, "eps": spec.eps,
             "operator": f"circular Gaussian blur std {spec.blur_std}, ||A|| = {op_norm:.6g}",

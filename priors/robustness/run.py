@@ -10,8 +10,9 @@ and of PnP reconstruction maps (:mod:`priors.robustness.prior_eval`).  Writes ``
 
 Use :func:`main` (``main(["config.yaml"])``); exit code 2 with a one-line message on a bad config.
 The configuration lives in :mod:`priors.robustness.config`, the report writers in
-:mod:`priors.robustness.reports`; the PnP map whose robustness is measured is a parameter of
-:func:`run` and :func:`main` (default :func:`priors.robustness.prior_eval.pnp_map`).
+:mod:`priors.robustness.reports`; the PnP map whose robustness is measured and the registry of
+priors are parameters of :func:`run` and :func:`main`, given by ``stablepnp robustness``
+(:mod:`pnp.robustness`): ``priors`` never imports ``pnp``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from .config import (PAPER_EPS, DataSpec, EvalSpec, ModelSpec, PriorEvalSpec, Ro
                      load_config)
 from .data import ImageDataset, load_dataset
 from .models import ClassifierConfig, SequentialClassifier, build_classifier
-from .prior_eval import PnPMapFactory, evaluate_priors, pnp_map
+from .prior_eval import DenoiserResolver, PnPMapFactory, evaluate_priors, resolve_denoisers
 from .reports import classifier_table, write_reports
 
 __all__ = [*config.__all__, "classifier_table", "train_classifier", "load_classifier", "evaluate_classifier",
@@ -218,14 +219,24 @@ def evaluate_classifier(model: SequentialClassifier, test: ImageDataset, spec: E
 # entry points
 
 
-def run(cfg: RobustnessConfig, *, log=print, pnp_map: PnPMapFactory = pnp_map) -> dict[str, Any]:
+def run(cfg: RobustnessConfig, *, log=print, pnp_map: PnPMapFactory | None = None,
+        resolve: DenoiserResolver | None = None) -> dict[str, Any]:
     """Run the whole job described by ``cfg``; returns the results dictionary (also in results.json).
 
-    ``pnp_map`` builds the PnP reconstruction map whose robustness the prior evaluation measures
-    (:data:`priors.robustness.prior_eval.PnPMapFactory`); the default is the unrolled PnP-PGD
-    :func:`priors.robustness.prior_eval.pnp_map`, and a caller that solves with another map passes it.
+    The prior evaluation (``cfg.prior_eval``) needs what ``priors`` does not own: ``pnp_map``, the
+    solver's PnP reconstruction map (:data:`priors.robustness.prior_eval.PnPMapFactory`), and
+    ``resolve``, which builds the priors named in ``prior_eval.denoisers`` other than the
+    job-trained ones (:data:`priors.robustness.prior_eval.DenoiserResolver`).  ``stablepnp
+    robustness`` passes both from :mod:`pnp.robustness`; without them a config with
+    ``prior_eval`` is refused before any training.
     """
     torch.set_num_threads(max(1, cfg.threads))
+    resolved = {}
+    if cfg.prior_eval is not None:  # fail on a bad prior name or a missing solver before training
+        if pnp_map is None:
+            raise ValueError("prior_eval needs the PnP solver's map; run this job as 'stablepnp robustness "
+                             "CONFIG.yaml' (or pass pnp_map= to run())")
+        resolved = resolve_denoisers(cfg.prior_eval, resolve, log=log)
     out_dir = Path(cfg.output_dir)
     # the data first: a missing dataset must not leave an empty output folder behind
     train = load_dataset(cfg.data.dataset, split="train", data_dir=cfg.data.data_dir).subset(cfg.data.train_limit)
@@ -249,17 +260,19 @@ def run(cfg: RobustnessConfig, *, log=print, pnp_map: PnPMapFactory = pnp_map) -
             f"pgd-l2 {[round(v, 3) for v in r['pgd_l2']]}")
         (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
     if cfg.prior_eval is not None:
-        results["prior_eval"] = evaluate_priors(cfg.prior_eval, out_dir=out_dir, pnp_map=pnp_map, seed=cfg.seed,
-                                            progress=cfg.progress, log=log)
+        results["prior_eval"] = evaluate_priors(cfg.prior_eval, out_dir=out_dir, pnp_map=pnp_map, resolved=resolved,
+                                                seed=cfg.seed, progress=cfg.progress, log=log)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
     write_reports(out_dir, cfg, results)
     return results
 
 
-def main(argv: list[str] | None = None, *, pnp_map: PnPMapFactory = pnp_map) -> int:
+def main(argv: list[str] | None = None, *, pnp_map: PnPMapFactory | None = None,
+         resolve: DenoiserResolver | None = None) -> int:
     """``stablepnp robustness CONFIG.yaml [--data-dir D] [--output-dir O] [--no-progress]``.
 
-    ``pnp_map`` is handed to :func:`run` (the CLI layer may inject the map it solves with).
+    ``pnp_map`` and ``resolve`` are handed to :func:`run`; ``stablepnp robustness``
+    (:func:`pnp.robustness.main`) gives the solver's PnP-PGD map and the prior registry.
 
     Returns 0 on success, 2 (with a one-line message on stderr) when the config is invalid.
     """
@@ -281,7 +294,7 @@ def main(argv: list[str] | None = None, *, pnp_map: PnPMapFactory = pnp_map) -> 
         print(f"stablepnp robustness: error: {exc}", file=sys.stderr)
         return 2
     try:
-        run(cfg, pnp_map=pnp_map)
+        run(cfg, pnp_map=pnp_map, resolve=resolve)
     except (ValueError, FileNotFoundError) as exc:
         print(f"stablepnp robustness: error: {exc}", file=sys.stderr)
         return 2
