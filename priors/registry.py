@@ -47,6 +47,7 @@ import torch
 from .averaged import AveragedResNet, AveragedResNetConfig
 from .baselines import DnCNN, DnCNNConfig
 from .ridge import RidgeConfig, RidgeRegularizer
+from .ridge_stack import RidgeStack, RidgeStackConfig
 
 __all__ = [
     "ARCHITECTURES",
@@ -97,6 +98,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "averaged": Architecture(AveragedResNetConfig, AveragedResNet, adversarial_certificate=True),
     "dncnn": Architecture(DnCNNConfig, DnCNN),
     "ridge": Architecture(RidgeConfig, RidgeRegularizer),
+    "ridge_stack": Architecture(RidgeStackConfig, RidgeStack),
 }
 
 

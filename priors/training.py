@@ -43,6 +43,7 @@ from .pretrained import load_checkpoint
 from .registry import (ARCHITECTURES, CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_save, build_model, certificate_dict,
                        save_model_file)
 from .ridge import RidgeRegularizer, transfer_state
+from .ridge_stack import RidgeStack, stack_from_single
 from .training_loop import StepOutcome, fit_denoiser
 
 __all__ = ["TrainConfig", "build_model", "train", "main", "save_model_file", "MODEL_FORMAT"]
@@ -505,7 +506,8 @@ def warm_start(model: torch.nn.Module, path: str | Path) -> None:
     differ; the shapes must match.  A constrained averaged model is loaded into a deeper one with
     ``max_substeps: 1`` by untying its sub-steps (:func:`priors.averaged.untie_substeps`), which
     keeps the map unchanged at step 0.  A ridge model of the other denoiser kind (one-step / prox)
-    gives its kernels, splines and ``mu(sigma)`` (:func:`priors.ridge.transfer_state`).
+    gives its kernels, splines and ``mu(sigma)`` (:func:`priors.ridge.transfer_state`); a one-step
+    ridge model starts a ridge stack (:func:`priors.ridge_stack.stack_from_single`).
     """
     src = load_checkpoint(path)
     if (isinstance(src, AveragedResNet) and isinstance(model, AveragedResNet)
@@ -514,6 +516,8 @@ def warm_start(model: torch.nn.Module, path: str | Path) -> None:
     state = src.state_dict()
     if isinstance(src, RidgeRegularizer) and isinstance(model, RidgeRegularizer):
         state = transfer_state(src, model)  # one-step <-> prox: the shared parts, the target's own scalars
+    elif isinstance(src, RidgeRegularizer) and isinstance(model, RidgeStack):
+        state = stack_from_single(src, model)  # the trained model first, near-identity blocks after it
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

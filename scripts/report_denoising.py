@@ -12,6 +12,7 @@ Usage::
     python scripts/report_denoising.py --out reports/denoising \
         [--averaged priors/weights/averaged_gray.pt] [--dncnn priors/weights/dncnn_gray.pt] \
         [--ridge priors/weights/ridge_gray.pt] [--ridge-prox priors/weights/ridge_prox_gray.pt] \
+        [--ridge-stack priors/weights/ridge_stack_gray.pt] \
         [--unconstrained priors/weights/averaged_unconstrained_gray.pt] [--no-bm3d]
 """
 
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ridge", default=str(WEIGHTS_DIR / "ridge_gray.pt"), help="convex ridge model (one-step denoiser)")
     ap.add_argument("--ridge-prox", default=str(WEIGHTS_DIR / "ridge_prox_gray.pt"),
                     help="convex ridge model whose denoiser is the prox of lam(sigma) R")
+    ap.add_argument("--ridge-stack", default=str(WEIGHTS_DIR / "ridge_stack_gray.pt"),
+                    help="composition of averaged ridge steps (priors/ridge_stack.py)")
     ap.add_argument("--unconstrained", default=str(WEIGHTS_DIR / "averaged_unconstrained_gray.pt"),
                     help="the averaged architecture trained without the constraint")
     ap.add_argument("--no-bm3d", action="store_true")
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     methods: dict[str, object] = {}
     certs: dict[str, dict] = {}
     for name, path in (("averaged (ours)", args.averaged), ("convex ridge, one step (ours)", args.ridge),
-                       ("convex ridge, prox (ours)", args.ridge_prox),
+                       ("convex ridge, prox (ours)", args.ridge_prox), ("ridge stack (ours)", args.ridge_stack),
                        ("averaged, constraint off", args.unconstrained), ("DnCNN (unconstrained)", args.dncnn)):
         if path and Path(path).is_file():
             model = load_checkpoint(path)
