@@ -167,10 +167,11 @@ def _problem_arguments(g: Any) -> None:
 def _solver_arguments(g: Any) -> None:
     from pnp.registry import ALGORITHMS
 
-    g.add_argument("--prior", metavar="ridge|tv|wavelet|tikhonov|bm3d|averaged|dncnn|PATH.pt",
+    g.add_argument("--prior", metavar="ridge|ridge_stack|tv|wavelet|tikhonov|bm3d|averaged|dncnn|PATH.pt",
                    help="regulariser or denoiser (default ridge: the shipped convex ridge regularizer, a smooth convex "
                    "problem solved with a convergence guarantee; given a denoiser level, its certified one-step denoiser "
-                   "runs in PnP); averaged is the shipped certified averaged denoiser (PnP), dncnn the shipped "
+                   "runs in PnP); ridge_stack is the shipped certified stack of three ridge steps (PnP), averaged the "
+                   "shipped certified averaged denoiser (PnP), dncnn the shipped "
                    "unconstrained baseline, any other shipped model name works too")
     g.add_argument("--lam", type=_number("a positive regularisation weight", minimum=0.0, strict=True), metavar="X",
                    help="regularisation weight (default: per prior, scaled with the noise level)")

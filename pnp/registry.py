@@ -375,6 +375,10 @@ def _register_builtin_priors() -> None:
                    description="shipped unconstrained DnCNN baseline dncnn_gray")
     register_prior("ridge", kind="smooth", load=_load_shipped("ridge_gray"), model="ridge_gray",
                    description="shipped convex ridge regularizer ridge_gray (smooth convex problem)")
+    # ridge_stack_gray: best PnP level 0.25 / 0.28 x noise on the held-out image (noise 0.01 / 0.03;
+    # priors/results/compare_ridge.md), inside its trained range down to 0.5/255
+    register_prior("ridge_stack", kind="denoiser", load=_load_shipped("ridge_stack_gray"), model="ridge_stack_gray",
+                   sigma_scale=0.25, description="shipped certified ridge stack ridge_stack_gray (3 averaged ridge steps) in PnP")
 
 
 # ============================================================================ algorithms

@@ -125,3 +125,36 @@ def test_a_stack_trains_through_the_training_config(tmp_path):
     moved = [not torch.allclose(a, b) for a, b in zip(model.state_dict().values(), before.state_dict().values())
              if a.dtype.is_floating_point and a.shape == b.shape]
     assert any(moved)
+
+
+def test_shipped_stack_holds_its_certificate_and_records_its_data():
+    import json
+    from pathlib import Path
+
+    from priors.pretrained import WEIGHTS_DIR, load_pretrained
+
+    net = load_pretrained("ridge_stack_gray")  # certificate recomputed on load
+    cert = net.certificate()
+    alphas = [b.certificate().alpha for b in net.blocks]
+    assert cert.lipschitz == 1.0 and cert.alpha == pytest.approx(composed_alpha(alphas)) and cert.alpha < 1
+    lo, hi = net.config.sigma_range
+    emp = empirical_lipschitz(net, sigmas=(lo, hi), shape=(2, 1, 24, 24), power_iters=10, ascent_steps=10)
+    assert emp["max"] <= 1.0 + 1e-5
+    photos = json.loads(Path(WEIGHTS_DIR / "ridge_stack_gray.photos.json").read_text())
+    assert photos and all(len(p["sha256"]) == 64 for p in photos)
+    assert net.training_info["data"]["folders"] == {"data/photos": len(photos)}
+
+
+def test_solve_with_the_shipped_stack_is_a_guaranteed_pnp_run_at_its_default_level(tmp_path):
+    import json
+
+    from pnp.cli import main
+
+    rec = tmp_path / "r.json"
+    assert main(["solve", "--prior", "ridge_stack", "--size", "32", "--max-iter", "20", "--no-figure", "-q",
+                 "--json", str(rec)]) == 0
+    data = json.loads(rec.read_text())
+    assert data["guarantee"]["verdict"] == "guaranteed"
+    assert "averaged" in data["guarantee"]["line"]
+    assert data["denoiser_sigma"] == pytest.approx(0.25 * 0.01)  # the registry's level: 0.25 x noise
+    assert data["denoiser_strength"] in (None, 1.0)  # inside the trained range: no relaxation
