@@ -629,3 +629,21 @@ def test_prior_eval_without_the_solver_is_refused_before_training(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unknown prior 'nope'" in err
     assert not (tmp_path / "o" / "checkpoints").exists()
+
+
+def test_a_job_may_evaluate_priors_only(tmp_path, capsys):
+    cfg = tmp_path / "priors.yaml"
+    cfg.write_text(f"output_dir: {tmp_path / 'out'}\nprogress: false\nprior_eval:\n  denoisers: [tv, ridge]\n"
+                   "  images: [camera]\n  image_size: 16\n  eps: 0.5\n  attack_steps: 2\n  random_trials: 2\n"
+                   "  pnp_iterations: 2\n")
+    assert robustness_main([str(cfg)]) == 0
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["models"] == {} and res["dataset"] is None  # no classifier data loaded
+    rows = res["prior_eval"]["rows"]
+    assert {(r["denoiser"], r["map"]) for r in rows} == {(d, m) for d in ("tv", "ridge") for m in ("denoiser", "pnp")}
+    assert all(r["empirical_max"] <= r["certified"] * (1 + 1e-4) for r in rows)
+    assert "Prior robustness" in (tmp_path / "out" / "results.md").read_text()
+    cfg.write_text(f"output_dir: {tmp_path / 'out2'}\n")
+    assert robustness_main([str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "prior_eval section alone" in err

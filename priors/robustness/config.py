@@ -172,8 +172,9 @@ def _parse(raw: Any) -> RobustnessConfig:
     scalars = {k: v for k, v in raw.items() if k in ("output_dir", "seed", "threads", "progress")}
     check_field_types(RobustnessConfig, scalars, "config")
     models = raw.get("models") or []
-    if not isinstance(models, list) or not models:
-        raise ValueError("config needs models: a non-empty list of {name, model, train, checkpoint}")
+    if not isinstance(models, list) or not (models or raw.get("prior_eval")):
+        raise ValueError("config needs models: a non-empty list of {name, model, train, checkpoint} "
+                         "(or a prior_eval section alone, for a job that only evaluates priors)")
     specs = []
     for i, m in enumerate(models):
         m = check_keys(m, sorted(f.name for f in dataclasses.fields(ModelSpec)), f"models[{i}]")

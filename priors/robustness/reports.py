@@ -33,10 +33,12 @@ def classifier_table(results: dict[str, dict[str, Any]], eps: tuple[float, ...])
 
 def write_reports(out_dir: Path, cfg: RobustnessConfig, results: dict[str, Any]) -> None:
     models = results["models"]
-    md = ["# Robustness results", "", f"Dataset: {results['dataset']} (test n={next(iter(models.values()))['n_test']}, "
-          f"attacks on the first {next(iter(models.values()))['n_attack']}); accuracies in %.", "",
-          classifier_table(models, cfg.evaluation.eps), "",
-          "| model | AUC cert (l2) | AUC PGD-l2 | AUC PGD-linf | train steps | train s |", "|---|---|---|---|---|---|"]
+    md = ["# Robustness results", ""]
+    if models:  # a job may evaluate priors only
+        first = next(iter(models.values()))
+        md += [f"Dataset: {results['dataset']} (test n={first['n_test']}, attacks on the first {first['n_attack']}); "
+               "accuracies in %.", "", classifier_table(models, cfg.evaluation.eps), "",
+               "| model | AUC cert (l2) | AUC PGD-l2 | AUC PGD-linf | train steps | train s |", "|---|---|---|---|---|---|"]
     for name, r in models.items():
         md.append(f"| {name} | {r['auc_certified']:.3f} | {r['auc_pgd_l2']:.3f} | {r['auc_pgd_linf']:.3f} | "
                   f"{r['train']['steps']} | {r['train']['train_seconds']:.0f} |")
@@ -61,7 +63,8 @@ def write_reports(out_dir: Path, cfg: RobustnessConfig, results: dict[str, Any])
             for row in results["prior_eval"]["rows"]:
                 w.writerow([row["denoiser"], row["map"], row["certified"], row["empirical_max"], row["empirical_mean"], row["attack"]])
     (out_dir / "results.md").write_text("\n".join(md) + "\n")
-    _plots(out_dir, models)
+    if models:
+        _plots(out_dir, models)
 
 
 def _plots(out_dir: Path, models: dict[str, Any]) -> None:

@@ -238,11 +238,12 @@ def run(cfg: RobustnessConfig, *, log=print, pnp_map: PnPMapFactory | None = Non
                              "CONFIG.yaml' (or pass pnp_map= to run())")
         resolved = resolve_denoisers(cfg.prior_eval, resolve, log=log)
     out_dir = Path(cfg.output_dir)
-    # the data first: a missing dataset must not leave an empty output folder behind
-    train = load_dataset(cfg.data.dataset, split="train", data_dir=cfg.data.data_dir).subset(cfg.data.train_limit)
-    test = load_dataset(cfg.data.dataset, split="test", data_dir=cfg.data.data_dir).subset(cfg.data.test_limit)
+    results: dict[str, Any] = {"dataset": None, "n_train": 0, "models": {}}
+    if cfg.models:  # the data first: a missing dataset must not leave an empty output folder behind
+        train = load_dataset(cfg.data.dataset, split="train", data_dir=cfg.data.data_dir).subset(cfg.data.train_limit)
+        test = load_dataset(cfg.data.dataset, split="test", data_dir=cfg.data.data_dir).subset(cfg.data.test_limit)
+        results.update({"dataset": test.name, "n_train": len(train)})
     out_dir.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"dataset": test.name, "n_train": len(train), "models": {}}
     for spec in cfg.models:
         if spec.model.num_classes != test.num_classes or spec.model.in_channels != test.images.shape[1]:
             raise ValueError(f"model {spec.name}: num_classes/in_channels ({spec.model.num_classes}/{spec.model.in_channels}) "
