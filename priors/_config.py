@@ -38,6 +38,12 @@ class ModelConfigMixin:
         return d
 
     @classmethod
+    def resolve(cls, config: Any = None, overrides: dict[str, Any] | None = None):
+        """``config`` (default: all defaults) with keyword ``overrides`` applied and validated strictly."""
+        cfg = config or cls()
+        return cls.from_dict({**cfg.to_dict(), **overrides}) if overrides else cfg
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]):
         fields = cls.__dataclass_fields__
         check_keys(d, sorted(fields), "model config")

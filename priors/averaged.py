@@ -267,9 +267,7 @@ class AveragedResNet(deepinv.models.Denoiser):
 
     def __init__(self, config: AveragedResNetConfig | None = None, **overrides: Any) -> None:
         super().__init__()
-        cfg = config or AveragedResNetConfig()
-        if overrides:
-            cfg = AveragedResNetConfig.from_dict({**cfg.to_dict(), **overrides})
+        cfg = AveragedResNetConfig.resolve(config, overrides)
         self.config = cfg
         self.blocks = nn.ModuleList(
             GradientStepBlock(

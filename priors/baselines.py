@@ -46,9 +46,7 @@ class DnCNN(deepinv.models.Denoiser):
 
     def __init__(self, config: DnCNNConfig | None = None, **overrides: Any) -> None:
         super().__init__()
-        cfg = config or DnCNNConfig()
-        if overrides:
-            cfg = DnCNNConfig.from_dict({**cfg.to_dict(), **overrides})
+        cfg = DnCNNConfig.resolve(config, overrides)
         if cfg.depth < 2:
             raise ValueError(f"DnCNN depth must be >= 2, got {cfg.depth}")
         self.config = cfg

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from problems.images import load_image, training_pool_names
 
-from .base import Certificate
+from .base import Certificate, cached_certificate
 from .integrators import composed_alpha, substep_bound
 from .spectral import conv_norm_bound
 
@@ -180,6 +181,17 @@ def empirical_lipschitz(
     finally:
         if was_training and hasattr(model, "train"):
             model.train()
+
+
+def cached_with_search(model, compute, *, adversarial: bool = False, **kwargs: Any) -> Certificate:
+    """``compute()`` cached on ``model`` (:func:`priors.base.cached_certificate`); ``adversarial=True``
+    adds :func:`empirical_lipschitz` over the ends of the model's trained sigma range (not cached)."""
+    cert = cached_certificate(model, compute)
+    if not adversarial:
+        return cert
+    lo, hi = model.config.sigma_range
+    emp = empirical_lipschitz(model, sigmas=(lo, hi), shape=(2, model.config.in_channels, 32, 32), **kwargs)
+    return replace(cert, empirical=emp["max"], details={**cert.details, "empirical": emp})
 
 
 def certify(

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import deepinv
@@ -44,8 +44,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._config import ModelConfigMixin, warn_outside_range
-from .base import Certificate, Prior, cached_certificate
-from .certify import empirical_lipschitz
+from .base import Certificate, Prior
+from .certify import cached_with_search
 from .spectral import conv_norm_bound
 from .splines import LinearSpline
 
@@ -134,9 +134,7 @@ class RidgeRegularizer(deepinv.models.Denoiser):
 
     def __init__(self, config: RidgeConfig | None = None, **overrides: Any) -> None:
         super().__init__()
-        cfg = config or RidgeConfig()
-        if overrides:
-            cfg = RidgeConfig.from_dict({**cfg.to_dict(), **overrides})
+        cfg = RidgeConfig.resolve(config, overrides)
         self.config = cfg
         k = cfg.kernel_size
         sizes = [cfg.in_channels] + [cfg.hidden] * (cfg.factors - 1) + [cfg.channels]
@@ -337,12 +335,7 @@ class RidgeRegularizer(deepinv.models.Denoiser):
     # -- certificate ----------------------------------------------------------------------------
     def certificate(self, *, adversarial: bool = False, **kwargs: Any) -> Certificate:
         """Certificate of ``x -> D(x, sigma)`` over the trained sigma range (rigorous part cached)."""
-        cert = cached_certificate(self, self._certificate)
-        if not adversarial:
-            return cert
-        lo, hi = self.config.sigma_range
-        emp = empirical_lipschitz(self, sigmas=(lo, hi), shape=(2, self.config.in_channels, 32, 32), **kwargs)
-        return replace(cert, empirical=emp["max"], details={**cert.details, "empirical": emp})
+        return cached_with_search(self, self._certificate, adversarial=adversarial, **kwargs)
 
     @torch.no_grad()
     def _certificate(self) -> Certificate:

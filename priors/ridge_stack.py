@@ -28,15 +28,15 @@ torch.Size([1, 1, 16, 16])
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 import deepinv
 import torch
 from torch import Tensor, nn
 
-from .base import Certificate, cached_certificate
-from .certify import empirical_lipschitz
+from .base import Certificate
+from .certify import cached_with_search
 from .integrators import composed_alpha
 from .ridge import RidgeConfig, RidgeRegularizer, transfer_state
 
@@ -70,9 +70,7 @@ class RidgeStack(deepinv.models.Denoiser):
 
     def __init__(self, config: RidgeStackConfig | None = None, **overrides: Any) -> None:
         super().__init__()
-        cfg = config or RidgeStackConfig()
-        if overrides:
-            cfg = RidgeStackConfig.from_dict({**cfg.to_dict(), **overrides})
+        cfg = RidgeStackConfig.resolve(config, overrides)
         self.config = cfg
         self.blocks = nn.ModuleList(RidgeRegularizer(cfg.block()) for _ in range(cfg.blocks))
 
@@ -83,12 +81,7 @@ class RidgeStack(deepinv.models.Denoiser):
 
     def certificate(self, *, adversarial: bool = False, **kwargs: Any) -> Certificate:
         """Lipschitz 1 and the composed averagedness constant of the blocks (rigorous part cached)."""
-        cert = cached_certificate(self, self._certificate)
-        if not adversarial:
-            return cert
-        lo, hi = self.config.sigma_range
-        emp = empirical_lipschitz(self, sigmas=(lo, hi), shape=(2, self.config.in_channels, 32, 32), **kwargs)
-        return replace(cert, empirical=emp["max"], details={**cert.details, "empirical": emp})
+        return cached_with_search(self, self._certificate, adversarial=adversarial, **kwargs)
 
     @torch.no_grad()
     def _certificate(self) -> Certificate:
