@@ -504,11 +504,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="recompute every cell and tuning run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--no-figures", action="store_true", help="skip the figures")
+    parser.add_argument("--only", metavar="NAME[,NAME...]",
+                        help="run only these prior entries (label or prior name); cached cells are shared with the "
+                             "full suite")
     args = parser.parse_args(argv)
     try:
         src = args.config
         path = bundled_config(src) if src in ("default", "tiny") and not Path(src).exists() else Path(src)
         config = CompareConfig.from_yaml(path)
+        if args.only is not None:
+            config = config.select(args.only.split(","))
         t0 = time.perf_counter()
         report = run_suite(config, args.out, force=args.force, progress=not args.no_progress,
                            figures=not args.no_figures)

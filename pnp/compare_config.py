@@ -402,6 +402,25 @@ class CompareConfig:
     def replace(self, **changes: Any) -> "CompareConfig":
         return dataclasses.replace(self, **changes)
 
+    def select(self, names: Sequence[str]) -> "CompareConfig":
+        """The same suite restricted to the prior entries named by label or prior name (case-insensitive).
+
+        Cells are cached by content, so a subset run writes cells that the full suite reuses.
+
+        >>> cfg = CompareConfig.from_dict({"priors": [{"prior": "tv"}, {"prior": "tikhonov"}]})
+        >>> [p.prior for p in cfg.select(["tikhonov"]).priors]
+        ['tikhonov']
+        """
+        wanted = [n.strip().lower() for n in names if n.strip()]
+        keep = tuple(p for p in self.priors if p.label.lower() in wanted or p.prior.lower() in wanted)
+        known = {n for p in self.priors for n in (p.label.lower(), p.prior.lower())}
+        unknown = [n for n in wanted if n not in known]
+        if unknown or not keep:
+            valid = ", ".join(dict.fromkeys(p.prior for p in self.priors))
+            raise ValueError(f"--only: no prior entry named {', '.join(unknown) or '(none)'} in this config; "
+                             f"valid: {valid}")
+        return self.replace(priors=keep)
+
 
 def bundled_config(name: str = "default") -> Path:
     """Path of a bundled suite: ``default`` (pnp/configs/compare_default.yaml) or ``tiny``."""

@@ -70,6 +70,7 @@ class DataConfig:
 class NoiseConfig:
     sigma_min: float = 5 / 255
     sigma_max: float = 55 / 255
+    sampling: str = "uniform"  # uniform | log (log sigma uniform: more batches at the low levels PnP uses)
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,10 @@ class TrainConfig:
             raise ValueError(
                 f"noise.sigma_min ({self.noise.sigma_min}) and noise.sigma_max ({self.noise.sigma_max}) must satisfy 0 <= min <= max"
             )
+        if self.noise.sampling not in ("uniform", "log"):
+            raise ValueError(f"noise.sampling {self.noise.sampling!r} unknown; valid: uniform, log")
+        if self.noise.sampling == "log" and not self.noise.sigma_min > 0:
+            raise ValueError("noise.sampling log needs noise.sigma_min > 0 (e.g. 0.5/255)")
         if not 0 <= self.data.dead_leaves_fraction <= 1:
             raise ValueError(f"data.dead_leaves_fraction must lie in [0, 1], got {self.data.dead_leaves_fraction}")
         if self.data.patch_size < 8 or self.data.batch_size < 1:
@@ -490,7 +495,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
         session = _Session(cfg, parts, device=device, world=world, rank=rank, step=step, log=log,
                            description=description, bar=bar, stop=stop, target=target)
         fit_denoiser(net, opt, sampler.sample, noise_range=(cfg.noise.sigma_min, cfg.noise.sigma_max),
-                     generator=noise_gen, start=step, stop=target, loss=cfg.optim.loss, grad_clip=cfg.optim.grad_clip,
+                     generator=noise_gen, noise_sampling=cfg.noise.sampling, start=step, stop=target, loss=cfg.optim.loss, grad_clip=cfg.optim.grad_clip,
                      scheduler=sched, device=device, on_nonfinite=session.on_nonfinite, after_step=session.after_step)
     bar.close()
     summary = session.finish()

@@ -35,8 +35,12 @@ class StepOutcome:
 
 
 def noisy_batch(clean: Tensor, sigma_min: float, sigma_max: float,
-                generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Per-image noise levels uniform in ``[sigma_min, sigma_max]`` and the noisy batch.
+                generator: torch.Generator, sampling: str = "uniform") -> tuple[Tensor, Tensor]:
+    """Per-image noise levels in ``[sigma_min, sigma_max]`` and the noisy batch.
+
+    ``sampling="uniform"`` draws the levels uniformly; ``"log"`` draws ``log sigma`` uniformly, so
+    every factor of two of the range gets the same share of the batches (PnP runs its denoiser at a
+    fraction of the noise level, at the bottom of the range, which a uniform draw rarely visits).
 
     Both draws come from ``generator`` (levels first, then the noise), so a seeded stream of
     batches is reproducible and resumable.
@@ -47,7 +51,15 @@ def noisy_batch(clean: Tensor, sigma_min: float, sigma_max: float,
     >>> sig.shape, bool(((sig >= 0.1) & (sig <= 0.2)).all()), noisy.shape
     (torch.Size([3]), True, torch.Size([3, 1, 4, 4]))
     """
-    sig = sigma_min + (sigma_max - sigma_min) * torch.rand(clean.shape[0], generator=generator)
+    u = torch.rand(clean.shape[0], generator=generator)
+    if sampling == "log":
+        if not sigma_min > 0:
+            raise ValueError("log noise sampling needs sigma_min > 0")
+        sig = sigma_min * (sigma_max / sigma_min) ** u
+    elif sampling == "uniform":
+        sig = sigma_min + (sigma_max - sigma_min) * u
+    else:
+        raise ValueError(f"noise sampling {sampling!r} unknown; valid: uniform, log")
     noisy = clean + sig[:, None, None, None] * torch.randn(clean.shape, generator=generator)
     return sig, noisy
 
@@ -68,6 +80,7 @@ def fit_denoiser(
     *,
     noise_range: tuple[float, float],
     generator: torch.Generator,
+    noise_sampling: str = "uniform",
     start: int = 0,
     stop: int,
     loss: str = "mse",
@@ -80,7 +93,8 @@ def fit_denoiser(
     """Train the denoiser ``net(noisy, sigma)`` from step ``start`` up to step ``stop``.
 
     ``next_batch()`` returns the next clean batch (B, C, H, W), drawn on the CPU; ``generator``
-    draws the noise levels in ``noise_range`` and the noise (:func:`noisy_batch`); the batch
+    draws the noise levels in ``noise_range`` (``noise_sampling``: uniform or log) and the noise
+    (:func:`noisy_batch`); the batch
     moves to ``device`` (when given) before the forward pass.  ``loss`` is ``"mse"`` or ``"l1"``;
     the gradient norm is clipped to ``grad_clip`` when > 0; ``scheduler`` steps after every
     optimiser step.  ``on_nonfinite(step, loss)`` runs before the loop raises
@@ -109,7 +123,7 @@ def fit_denoiser(
     step = start
     while step < stop:
         clean = next_batch()  # batches and noise are drawn on the CPU (seeded), then moved
-        sig, noisy = noisy_batch(clean, noise_range[0], noise_range[1], generator)
+        sig, noisy = noisy_batch(clean, noise_range[0], noise_range[1], generator, noise_sampling)
         if device is not None:
             clean, sig, noisy = clean.to(device), sig.to(device), noisy.to(device)
         out = net(noisy, sig)

@@ -104,6 +104,29 @@ def test_bad_config_key_is_one_line(tmp_path, capsys):
     assert len(err) == 1 and "unknown key 'kernal'" in err[0] and "kernels" in err[0]
 
 
+def test_only_runs_a_subset_whose_cells_the_full_suite_reuses(tmp_path, capsys):
+    import yaml
+
+    cfg = {"images": ["camera", "astronaut"], "size": 24, "kernels": ["gaussian:1.6"], "noise": [0.03],
+           "solver": {"max_iter": 10, "tol": 1e-4}, "tuning": {"grid_points": 2, "refine_steps": 0, "max_iter": 5},
+           "priors": [{"prior": "tv", "algorithms": ["fista"]}, {"prior": "tikhonov", "algorithms": ["pgd"]}]}
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "out"
+    common = [str(path), "--out", str(out), "--no-figures", "--no-progress"]
+    assert main(common + ["--only", "Tikhonov"]) == 0
+    rep = json.loads((out / "results.json").read_text())
+    assert set(rep["summary"]) == {"tikhonov-PGD"} and rep["counts"]["computed"] == 2
+    assert main(common) == 0
+    rep = json.loads((out / "results.json").read_text())
+    assert set(rep["summary"]) == {"TV-FISTA", "tikhonov-PGD"}
+    assert rep["counts"]["reused"] == 2 and rep["counts"]["computed"] == 2
+    capsys.readouterr()
+    assert main(common + ["--only", "tv,nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no prior entry named nope" in err[0] and "tikhonov" in err[0]
+
+
 def test_deepinv_download_refused_in_one_line():
     with pytest.raises(ValueError, match="downloaded"):
         run_suite(CompareConfig.from_dict({"images": ["camera"], "size": 16, "priors": ["deepinv:DRUNet"]}),

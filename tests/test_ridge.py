@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import numpy as np
 import torch
 
 from priors.certify import empirical_lipschitz
@@ -36,6 +37,33 @@ def test_spline_is_monotone_with_slopes_in_unit_interval_and_zero_at_zero():
                           s(torch.full((1, 4, 1, 1), 0.5, dtype=torch.float64)))
     # the largest slope reported is the largest slope of the function
     assert torch.allclose(s.max_slopes().detach(), d.amax(dim=(0, 2, 3)), atol=1e-6)
+
+
+def test_spline_is_the_linear_interpolation_of_its_knots_with_the_segment_slope_as_derivative():
+    """The fused evaluation (grid_sample) against numpy's interpolation of the knot values, per channel,
+    on a batch of 2 with points beyond the knot range; its autograd derivative is the segment's slope."""
+    s = LinearSpline(3, knots=9, knot_range=0.2).double()
+    with torch.no_grad():
+        s.raw.uniform_(-0.5, 1.5)
+    gen = torch.Generator().manual_seed(1)
+    x = (0.3 * torch.randn(2, 3, 5, 7, generator=gen, dtype=torch.float64)).requires_grad_(True)
+    y = s(x)
+    knots = np.linspace(-0.2, 0.2, 9)
+    slopes = s.slopes().detach().numpy()
+    vals = np.concatenate([np.zeros((3, 1)), np.cumsum(slopes * (knots[1] - knots[0]), axis=1)], axis=1)
+    vals -= vals[:, 4:5]
+    xs = x.detach().numpy()
+    for c in range(3):
+        ref = np.interp(xs[:, c], knots, vals[c])
+        assert np.allclose(y.detach().numpy()[:, c], ref, atol=1e-12)
+    (dx,) = torch.autograd.grad(y.sum(), x)
+    seg = np.clip(np.floor((xs + 0.2) / 0.05).astype(int), 0, 7)
+    inside = np.abs(xs) < 0.2
+    expect = np.where(inside, slopes[np.arange(3)[None, :, None, None], seg], 0.0)
+    assert np.allclose(dx.numpy(), expect, atol=1e-9)
+    # the slopes receive gradients (training moves the splines)
+    (dr,) = torch.autograd.grad(s(x.detach()).sum(), s.raw)
+    assert float(dr.abs().sum()) > 0
 
 
 def test_spline_integral_is_the_antiderivative():

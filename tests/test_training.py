@@ -97,12 +97,30 @@ def test_sigterm_checkpoints_and_stops(tmp_path, monkeypatch):
         ({"threads": "two"}, "threads must be a non-negative integer"),
         ({"optim": {"schedule": "step", "milestones": [1.5]}}, "milestones must be positive integer"),
         ({"validation": {"sigmas": [2.0]}}, "validation.sigmas"),
+        ({"noise": {"sampling": "gamma"}}, "noise.sampling 'gamma' unknown"),
+        ({"noise": {"sigma_min": 0, "sampling": "log"}}, "noise.sampling log needs noise.sigma_min > 0"),
     ],
 )
 def test_bad_training_config_one_line_error(tmp_path, over, match):
     with pytest.raises(ValueError, match=match) as info:
         TrainConfig.from_dict(tiny(tmp_path, **over))
     assert "\n" not in str(info.value)
+
+
+def test_log_noise_sampling_spreads_the_levels_evenly_in_log_scale():
+    from priors.training_loop import noisy_batch
+    gen = torch.Generator().manual_seed(0)
+    lo, hi = 0.5 / 255, 55 / 255
+    sig, _ = noisy_batch(torch.zeros(20000, 1, 1, 1), lo, hi, gen, "log")
+    assert float(sig.min()) >= lo and float(sig.max()) <= hi
+    # log sigma is uniform: each third of [log lo, log hi] holds a third of the draws (uniform draws
+    # would put under 1 % of them below 1.1/255)
+    t = (torch.log(sig) - np.log(lo)) / (np.log(hi) - np.log(lo))
+    for k in range(3):
+        share = float(((t >= k / 3) & (t < (k + 1) / 3)).float().mean())
+        assert abs(share - 1 / 3) < 0.02
+    sig_u, _ = noisy_batch(torch.zeros(20000, 1, 1, 1), lo, hi, gen)
+    assert float((sig_u < 1.1 / 255).float().mean()) < 0.02 < float((sig < 1.1 / 255).float().mean())
 
 
 def test_model_sigma_range_is_the_training_noise_range(tmp_path):
