@@ -55,13 +55,13 @@ class LinearSpline(nn.Module):
         psi = cum - cum[:, mid : mid + 1]
         return vals, psi, s
 
-    def _locate(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _interp(self, table: Tensor, x: Tensor, mode: str, align_corners: bool) -> Tensor:
+        """Per-channel lookup ``table[c]`` at ``x / r`` with ``grid_sample`` (channels on dimension 1)."""
         c = x.shape[1]
-        xc = x.clamp(-self.range, self.range)
-        idx = ((xc + self.range) / self.delta).floor().clamp(0, self.knots - 2).long()
-        d = xc - (idx.to(x.dtype) * self.delta - self.range)
-        flat = idx + (torch.arange(c, device=x.device) * self.knots).view(1, c, 1, 1)
-        return xc, d, flat
+        grid = F.pad(x.movedim(1, 0).reshape(c, 1, -1, 1) / self.range, (0, 1))  # (x / r, 0)
+        out = F.grid_sample(table.to(x.dtype).view(c, 1, 1, -1), grid, mode=mode, padding_mode="border",
+                            align_corners=align_corners)
+        return out.reshape(x.movedim(1, 0).shape).movedim(0, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         """``sigma_c(x)`` elementwise, channels on dimension 1.
@@ -72,19 +72,22 @@ class LinearSpline(nn.Module):
         differentiable in ``x`` and in the slopes.
         """
         vals, _, _ = self._tables()
-        c = x.shape[1]
-        table = vals.to(x.dtype).view(c, 1, 1, self.knots)
-        grid = F.pad(x.movedim(1, 0).reshape(c, 1, -1, 1) / self.range, (0, 1))  # (x / r, 0)
-        out = F.grid_sample(table, grid, mode="bilinear", padding_mode="border", align_corners=True)
-        return out.reshape(x.movedim(1, 0).shape).movedim(0, 1)
+        return self._interp(vals, x, "bilinear", True)
 
     def integral(self, x: Tensor) -> Tensor:
-        """``psi_c(x) = int_0^x sigma_c`` elementwise (piecewise quadratic, linear outside [-r, r])."""
+        """``psi_c(x) = int_0^x sigma_c`` elementwise (piecewise quadratic, linear outside [-r, r]).
+
+        On a segment ``[t_k, t_k + delta]`` with ``x = t_k + theta delta``, ``psi`` is the linear
+        interpolation of its knot values minus ``delta^2 s_k theta (1 - theta) / 2`` (``s_k`` the
+        segment's slope, looked up as the nearest cell centre); beyond ``[-r, r]`` it continues with
+        the end value of ``sigma``.
+        """
         vals, psi, s = self._tables()
-        vals, psi, s = vals.to(x.dtype), psi.to(x.dtype), s.to(x.dtype)
-        xc, d, flat = self._locate(x)
-        seg = flat - flat.div(self.knots, rounding_mode="floor")
-        inside = psi.reshape(-1)[flat] + vals.reshape(-1)[flat] * d + 0.5 * s.reshape(-1)[seg] * d * d
-        # beyond the range sigma is constant: psi continues linearly with that value
-        edge = self.forward(xc)
-        return inside + edge * (x - xc)
+        xc = x.clamp(-self.range, self.range)
+        u = (xc + self.range) / self.delta
+        theta = u - u.floor()
+        inside = (self._interp(psi, xc, "bilinear", True)
+                  - 0.5 * self.delta**2 * self._interp(s, xc, "nearest", False) * theta * (1 - theta))
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        lo, hi = vals[:, 0].to(x.dtype).view(shape), vals[:, -1].to(x.dtype).view(shape)
+        return inside + hi * (x - self.range).clamp_min(0) + lo * (x + self.range).clamp_max(0)
