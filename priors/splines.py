@@ -55,13 +55,17 @@ class LinearSpline(nn.Module):
         psi = cum - cum[:, mid : mid + 1]
         return vals, psi, s
 
-    def _interp(self, table: Tensor, x: Tensor, mode: str, align_corners: bool) -> Tensor:
-        """Per-channel lookup ``table[c]`` at ``x / r`` with ``grid_sample`` (channels on dimension 1)."""
-        c = x.shape[1]
-        grid = F.pad(x.movedim(1, 0).reshape(c, 1, -1, 1) / self.range, (0, 1))  # (x / r, 0)
-        out = F.grid_sample(table.to(x.dtype).view(c, 1, 1, -1), grid, mode=mode, padding_mode="border",
+    def _grid(self, x: Tensor) -> Tensor:
+        """``grid_sample`` coordinates ``(x / r, 0)`` of ``x`` (B, C, ...), one row of points per channel."""
+        return F.pad(x.movedim(1, 0).reshape(x.shape[1], 1, -1, 1) / self.range, (0, 1))
+
+    @staticmethod
+    def _lookup(table: Tensor, grid: Tensor, like: Tensor, mode: str, align_corners: bool) -> Tensor:
+        """Per-channel lookup of ``table[c]`` (C, n) at ``grid`` (:meth:`_grid` of ``like``), shaped as ``like``."""
+        c = like.shape[1]
+        out = F.grid_sample(table.to(like.dtype).view(c, 1, 1, -1), grid, mode=mode, padding_mode="border",
                             align_corners=align_corners)
-        return out.reshape(x.movedim(1, 0).shape).movedim(0, 1)
+        return out.reshape(like.movedim(1, 0).shape).movedim(0, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         """``sigma_c(x)`` elementwise, channels on dimension 1.
@@ -72,7 +76,7 @@ class LinearSpline(nn.Module):
         differentiable in ``x`` and in the slopes.
         """
         vals, _, _ = self._tables()
-        return self._interp(vals, x, "bilinear", True)
+        return self._lookup(vals, self._grid(x), x, "bilinear", True)
 
     def integral(self, x: Tensor) -> Tensor:
         """``psi_c(x) = int_0^x sigma_c`` elementwise (piecewise quadratic, linear outside [-r, r]).
@@ -86,8 +90,9 @@ class LinearSpline(nn.Module):
         xc = x.clamp(-self.range, self.range)
         u = (xc + self.range) / self.delta
         theta = u - u.floor()
-        inside = (self._interp(psi, xc, "bilinear", True)
-                  - 0.5 * self.delta**2 * self._interp(s, xc, "nearest", False) * theta * (1 - theta))
+        grid = self._grid(xc)  # one set of coordinates for both lookups
+        inside = (self._lookup(psi, grid, xc, "bilinear", True)
+                  - 0.5 * self.delta**2 * self._lookup(s, grid, xc, "nearest", False) * theta * (1 - theta))
         shape = (1, -1) + (1,) * (x.dim() - 2)
         lo, hi = vals[:, 0].to(x.dtype).view(shape), vals[:, -1].to(x.dtype).view(shape)
         return inside + hi * (x - self.range).clamp_min(0) + lo * (x + self.range).clamp_max(0)

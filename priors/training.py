@@ -44,7 +44,7 @@ from .registry import (ARCHITECTURES, CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_sa
                        save_model_file)
 from .ridge import RidgeRegularizer, transfer_state
 from .ridge_stack import RidgeStack, stack_from_single
-from .training_loop import StepOutcome, fit_denoiser
+from .training_loop import NOISE_SAMPLINGS, StepOutcome, fit_denoiser
 
 __all__ = ["TrainConfig", "build_model", "train", "main", "save_model_file", "MODEL_FORMAT"]
 
@@ -203,8 +203,8 @@ class TrainConfig:
             raise ValueError(
                 f"noise.sigma_min ({self.noise.sigma_min}) and noise.sigma_max ({self.noise.sigma_max}) must satisfy 0 <= min <= max"
             )
-        if self.noise.sampling not in ("uniform", "log"):
-            raise ValueError(f"noise.sampling {self.noise.sampling!r} unknown; valid: uniform, log")
+        if self.noise.sampling not in NOISE_SAMPLINGS:
+            raise ValueError(f"noise.sampling {self.noise.sampling!r} unknown; valid: {', '.join(NOISE_SAMPLINGS)}")
         if self.noise.sampling == "log" and not self.noise.sigma_min > 0:
             raise ValueError("noise.sampling log needs noise.sigma_min > 0 (e.g. 0.5/255)")
         if not 0 <= self.data.dead_leaves_fraction <= 1:
@@ -495,8 +495,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
         session = _Session(cfg, parts, device=device, world=world, rank=rank, step=step, log=log,
                            description=description, bar=bar, stop=stop, target=target)
         fit_denoiser(net, opt, sampler.sample, noise_range=(cfg.noise.sigma_min, cfg.noise.sigma_max),
-                     generator=noise_gen, noise_sampling=cfg.noise.sampling, start=step, stop=target, loss=cfg.optim.loss, grad_clip=cfg.optim.grad_clip,
-                     scheduler=sched, device=device, on_nonfinite=session.on_nonfinite, after_step=session.after_step)
+                     generator=noise_gen, noise_sampling=cfg.noise.sampling, start=step, stop=target,
+                     loss=cfg.optim.loss, grad_clip=cfg.optim.grad_clip, scheduler=sched, device=device, on_nonfinite=session.on_nonfinite, after_step=session.after_step)
     bar.close()
     summary = session.finish()
     if world > 1:

@@ -17,7 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["StepOutcome", "noisy_batch", "denoising_loss", "fit_denoiser"]
+__all__ = ["StepOutcome", "NOISE_SAMPLINGS", "noisy_batch", "denoising_loss", "fit_denoiser"]
+
+#: How :func:`noisy_batch` may draw the noise levels.
+NOISE_SAMPLINGS = ("uniform", "log")
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def noisy_batch(clean: Tensor, sigma_min: float, sigma_max: float,
     elif sampling == "uniform":
         sig = sigma_min + (sigma_max - sigma_min) * u
     else:
-        raise ValueError(f"noise sampling {sampling!r} unknown; valid: uniform, log")
+        raise ValueError(f"noise sampling {sampling!r} unknown; valid: {', '.join(NOISE_SAMPLINGS)}")
     noisy = clean + sig[:, None, None, None] * torch.randn(clean.shape, generator=generator)
     return sig, noisy
 
