@@ -36,10 +36,14 @@ class DataFidelity:
     smooth : bool
         True when ``f`` is differentiable everywhere with a globally Lipschitz gradient
         (then :meth:`lipschitz_grad` returns its constant).
+    convex : bool
+        True only when ``f`` is known to be convex; a subclass that does not declare it gets no
+        convergence theorem that needs it.
     """
 
     has_prox: bool = False
     smooth: bool = False
+    convex: bool = False
 
     def __init__(self, operator: LinearOperator, y: Tensor) -> None:
         if not isinstance(operator, LinearOperator):
@@ -110,6 +114,7 @@ class L2Fidelity(DataFidelity):
 
     has_prox = True
     smooth = True
+    convex = True
 
     def __init__(self, operator: LinearOperator, y: Tensor, *, cg_tol: float = 1e-6, cg_max_iter: int = 500) -> None:
         super().__init__(operator, y)
@@ -128,6 +133,16 @@ class L2Fidelity(DataFidelity):
     def value(self, x: Tensor) -> Tensor:
         r = self.operator(x) - self.y
         return 0.5 * _per_image(r * r)
+
+    def strong_convexity(self) -> float:
+        """A verified lower bound of ``sigma_min(A)^2``, the strong-convexity modulus (0 when unknown).
+
+        Known exactly for the identity (1) and its positive multiples; other operators report 0,
+        which is always a valid lower bound."""
+        op, scale = self.operator, 1.0
+        while isinstance(op, ScaledOperator):
+            scale, op = scale * float(op.scale), op.op
+        return scale * scale if isinstance(op, Identity) else 0.0
 
     def grad(self, x: Tensor) -> Tensor:
         return self.operator.adjoint(self.operator(x) - self.y)
@@ -202,6 +217,7 @@ class PoissonNLL(DataFidelity):
     """
 
     smooth = False
+    convex = True  # -y log(Ax + b) + (Ax + b): convex in x for y >= 0
 
     def __init__(self, operator: LinearOperator, y: Tensor, *, gain: float, offset: float = 1e-6) -> None:
         super().__init__(operator, y)
@@ -281,7 +297,6 @@ class PenalizedFidelity(DataFidelity):
 
     has_prox = False
     smooth = True
-    convex = True
 
     def __init__(self, fidelity: DataFidelity, penalty) -> None:
         if not getattr(fidelity, "smooth", False):
@@ -294,6 +309,21 @@ class PenalizedFidelity(DataFidelity):
         super().__init__(fidelity.operator, fidelity.y)
         self.fidelity, self.penalty = fidelity, penalty
         self.name = f"{type(fidelity).__name__} + {getattr(penalty, 'name', type(penalty).__name__)}"
+        # Convexity is established, never assumed: both terms declare convex=True, or the penalty is
+        # weakly convex with a certified modulus covered by the data term's strong convexity
+        # (f + r = (f - w/2 ||.||^2) + (r + w/2 ||.||^2), both convex).
+        inner_convex = bool(getattr(fidelity, "convex", False))
+        weak = getattr(penalty, "weak_convexity", None)
+        strong = fidelity.strong_convexity() if callable(getattr(fidelity, "strong_convexity", None)) else 0.0
+        if bool(getattr(penalty, "convex", False)):
+            self.nonconvexity: float | None = 0.0 if inner_convex else None
+        elif weak is not None and math.isfinite(float(weak)) and inner_convex:
+            self.nonconvexity = max(0.0, float(weak) - float(strong))
+        else:
+            self.nonconvexity = None  # unknown: no convexity claim of any kind
+        self.convex = self.nonconvexity == 0.0
+        #: least squares plus a piecewise-polynomial penalty: semi-algebraic, so Kurdyka-Lojasiewicz holds
+        self.semialgebraic = isinstance(fidelity, L2Fidelity) and bool(getattr(penalty, "semialgebraic", False))
 
     def value(self, x: Tensor) -> Tensor:
         return self.fidelity.value(x) + self.penalty.value(x)

@@ -50,10 +50,44 @@ def _no_denoiser_theorem(alg: str, needed: str, p: PriorInfo, params: dict, reas
                             params=params)
 
 
+KL_THEOREM = ("gradient descent on a smooth nonconvex objective with the Kurdyka-Lojasiewicz property (Attouch, "
+              "Bolte & Svaiter, Math. Program. 137 (2013), Thm 3.2 with sufficient decrease (H1) for step < 2/L "
+              "and relative error (H2); semi-algebraic functions are KL: Bolte, Daniilidis & Lewis 2007)")
+
+
+def _weakly_convex(f: FidelityInfo, p: PriorInfo) -> bool:
+    """A smooth objective f + lam R with R weakly convex whose modulus is not covered by f (a nonconvex F)."""
+    return p.kind == "convex" and p.exact and not f.convex and f.nonconvexity is not None and f.nonconvexity > 0
+
+
+def _report_nonconvex_gradient(alg: str, f: FidelityInfo, step: float, relaxation: float, unsafe: bool,
+                               params: dict, rule: StepBound) -> AssumptionReport:
+    """Gradient descent on F = f + lam R, R weakly convex and F not convex: a stationary point, never a minimiser."""
+    params["nonconvexity"] = f.nonconvexity
+    eff = step * relaxation
+    hyps = [
+        Hypothesis("objective smooth, weakly convex with a certified modulus", True,
+                   f"{f.name}: F + (w/2)||.||^2 is convex for w = {fmt(f.nonconvexity)} (the prior's certified weak "
+                   "convexity minus the data term's strong convexity); F itself is not convex"),
+        Hypothesis("objective semi-algebraic (Kurdyka-Lojasiewicz)", f.semialgebraic,
+                   "least squares plus a piecewise-polynomial ridge penalty" if f.semialgebraic else
+                   f"{f.name}: no semi-algebraic / KL structure declared (semialgebraic is False)"),
+        lipschitz_hypothesis(f),
+        step_hypothesis(f, eff, rule),
+    ]
+    verdict, reason = verdict_of(hyps)
+    conclusion = ("the objective is nonincreasing and, when the iterates stay bounded, they converge to a "
+                  "stationary point of the nonconvex objective (not necessarily a global minimiser)")
+    return AssumptionReport(alg, verdict, KL_THEOREM, tuple(hyps), conclusion if verdict == "guaranteed" else "",
+                            reason, None, None, unsafe and verdict != "guaranteed", params)
+
+
 def _report_pgd(alg: str, f: FidelityInfo, p: PriorInfo, step: float, relaxation: float, unsafe: bool,
                 params: dict, rule: StepBound, inexact: list[Hypothesis]) -> AssumptionReport:
     if p.kind == "uncertified":
         return no_certificate_report(alg, p, params)
+    if _weakly_convex(f, p):
+        return _report_nonconvex_gradient(alg, f, step, relaxation, unsafe, params, rule)
     hyps = [
         Hypothesis("fidelity convex", f.convex, f"{f.name} declares convex={f.convex}"),
         lipschitz_hypothesis(f),
@@ -96,6 +130,11 @@ def _report_fista(alg: str, f: FidelityInfo, p: PriorInfo, step: float, a: float
                   rule: StepBound, inexact: list[Hypothesis]) -> AssumptionReport:
     if p.kind == "uncertified":
         return no_certificate_report(alg, p, params)
+    if _weakly_convex(f, p):
+        return AssumptionReport(alg, "no guarantee", "", (Hypothesis(
+            "objective convex", False, f"{f.name}: weakly convex with modulus {fmt(f.nonconvexity)}, not convex"),),
+            reason="no convergence theorem for FISTA on a nonconvex objective; use PGD (stationary point, "
+                   "Kurdyka-Lojasiewicz)", params=params)
     if p.kind == "certified":
         return _no_denoiser_theorem(alg, "prior is the prox of a convex function", p, params,
                                     "no convergence theorem for FISTA with a plug-in denoiser: the momentum step "

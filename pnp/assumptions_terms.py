@@ -32,6 +32,10 @@ class FidelityInfo:
     prox_exact: bool
     has_value: bool = False
     least_squares: bool = False  # ½‖Ax − y‖², whose L is ‖A‖²
+    # f + r with r weakly convex (PenalizedFidelity): the certified modulus of nonconvexity of the sum
+    # (0: convex), None when no such certificate exists; semialgebraic: Kurdyka-Lojasiewicz holds
+    nonconvexity: float | None = None
+    semialgebraic: bool = False
 
     @property
     def L_text(self) -> str:
@@ -63,13 +67,15 @@ def describe_fidelity(fidelity: Any, L: float | None = None) -> FidelityInfo:
     prox_exact = bool(getattr(op, "has_closed_form_normal", False)) if op is not None else False
     return FidelityInfo(
         name=type(fidelity).__name__,
-        convex=bool(getattr(fidelity, "convex", True)),
+        convex=bool(getattr(fidelity, "convex", False)),
         L=L,
         has_grad=has_grad,
         has_prox=has_prox,
         prox_exact=prox_exact,
         has_value=callable(getattr(fidelity, "value", None)),
         least_squares=isinstance(fidelity, L2Fidelity),
+        nonconvexity=getattr(fidelity, "nonconvexity", None),
+        semialgebraic=bool(getattr(fidelity, "semialgebraic", False)),
     )
 
 

@@ -161,13 +161,15 @@ def _checkpoint_sigma(model: Any, noise: float) -> tuple[float | None, str]:
 
 def _ridge_prior(model: Any, lam: float | None, noise: float, info: dict) -> tuple[Any, dict]:
     """A learned convex regularizer as the smooth variational prior ``lam R_mu`` (see priors.ridge)."""
-    from priors.ridge import RidgePrior, ridge_weights
+    from priors.ridge import ridge_weights
+    from priors.wcrr import WeaklyConvexRidge, smooth_prior
 
     dlam, mu, source = ridge_weights(model, noise, info.get("model", ""))
     if lam is not None:
         source = "given (mu: " + source + ")"
-    info.update(lam=dlam if lam is None else lam, mu=mu, lam_source=source, kind="convex ridge regularizer")
-    return RidgePrior(model, weight=info["lam"], mu=mu), info
+    kind = "weakly convex ridge regularizer" if isinstance(model, WeaklyConvexRidge) else "convex ridge regularizer"
+    info.update(lam=dlam if lam is None else lam, mu=mu, lam_source=source, kind=kind)
+    return smooth_prior(model, weight=info["lam"], mu=mu), info
 
 
 def _per_channel(denoiser: Any, channels: int | None, info: dict) -> Any:

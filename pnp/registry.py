@@ -159,11 +159,12 @@ class RegisteredPrior:
             from priors import denoiser_at_level, trained_sigma_range
 
             return denoiser_at_level(model, value, trained_sigma_range(model))
-        from priors.ridge import RidgePrior, ridge_mu_for_lam, ridge_weights
+        from priors.ridge import ridge_mu_for_lam, ridge_weights
+        from priors.wcrr import smooth_prior
 
         mu = (ridge_weights(model, noise, self.model or "")[1] if noise is not None
               else ridge_mu_for_lam(model, value, self.model or ""))
-        return RidgePrior(model, weight=value, mu=mu)
+        return smooth_prior(model, weight=value, mu=mu)
 
     def default_lam(self, noise: float) -> float:
         """Default weight of a classical prior at noise level ``noise`` (floored at 0.001)."""

@@ -6,6 +6,7 @@ chelsea, rocket) is never used for training; :data:`VALIDATION_IMAGE` is held ou
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,13 @@ def folder_files(folder: str | Path) -> list[Path]:
     if not files:
         raise ValueError(f"image folder '{folder}' contains no PNG/JPG/TIFF/BMP/.npy images")
     return files
+
+
+def folder_manifest(folder: str | Path) -> list[dict]:
+    """Every file :func:`folder_images` reads from ``folder``: its path relative to the folder and SHA-256."""
+    root = Path(folder)
+    return [{"file": p.relative_to(root).as_posix(), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+            for p in folder_files(root)]
 
 
 def folder_images(folder: str | Path, gray: bool = True) -> list[torch.Tensor]:

@@ -48,6 +48,7 @@ from .averaged import AveragedResNet, AveragedResNetConfig
 from .baselines import DnCNN, DnCNNConfig
 from .ridge import RidgeConfig, RidgeRegularizer
 from .ridge_stack import RidgeStack, RidgeStackConfig
+from .wcrr import WCRRConfig, WeaklyConvexRidge
 
 __all__ = [
     "ARCHITECTURES",
@@ -99,6 +100,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "dncnn": Architecture(DnCNNConfig, DnCNN),
     "ridge": Architecture(RidgeConfig, RidgeRegularizer),
     "ridge_stack": Architecture(RidgeStackConfig, RidgeStack),
+    "wcrr": Architecture(WCRRConfig, WeaklyConvexRidge),
 }
 
 

@@ -189,19 +189,22 @@ class RidgeRegularizer(deepinv.models.Denoiser):
             return out.sum(dim=1, keepdim=True)
         return F.conv_transpose2d(z, kern, padding=kern.shape[-1] // 2)
 
-    def _power(self, *, iterations: int, slopes: Tensor, differentiable: bool = False) -> Tensor:
-        """Warm-started power iteration for ``||S^{1/2} W||^2`` (an estimate, not a bound)."""
+    def _power(self, *, iterations: int, slopes: Tensor, differentiable: bool = False,
+               vector: str = "power_vector") -> Tensor:
+        """Warm-started power iteration for ``||S^{1/2} W||^2`` (an estimate, not a bound); the start
+        vector is the buffer named ``vector`` (one per estimated quantity)."""
         kern = self.kernel()
         scale = slopes.to(kern.dtype).view(1, -1, 1, 1)
-        u = self.power_vector.to(kern.dtype)
+        buf = getattr(self, vector)
+        u = buf.to(kern.dtype)
         with torch.no_grad():
             for _ in range(iterations):
                 u = u / u.norm().clamp_min(1e-30)
                 u = self.Wt(scale * self.W(u, kern), kern)
-        self.power_vector.copy_((u / u.norm().clamp_min(1e-30)).detach())
+        buf.copy_((u / u.norm().clamp_min(1e-30)).detach())
         if not differentiable:
             return u.norm().detach()
-        v = self.power_vector
+        v = buf
         return (scale * self.W(v, kern).pow(2)).sum()  # Rayleigh quotient of W^T S W at v, differentiable
 
     # -- the regulariser ------------------------------------------------------------------------
@@ -260,12 +263,14 @@ class RidgeRegularizer(deepinv.models.Denoiser):
         return self.config.safety * torch.sigmoid(t)
 
     def solve_prox(self, y: Tensor, lam: Tensor, mu: Tensor, lip: float, *, tol: float,
-                   max_iter: int) -> tuple[Tensor, Tensor, int]:
+                   max_iter: int, rho: float = 0.0) -> tuple[Tensor, Tensor, int]:
         """``argmin_x 1/2 ||x - y||^2 + lam R_mu(x)`` per batch element (``lam``, ``mu`` of shape (B,)).
 
-        Accelerated gradient for a 1-strongly convex, ``(1 + lam lip)``-smooth objective (linear
-        rate ``1 - 1/sqrt(kappa)``), started at ``y``; stops when every element's certified error
-        ``||x - x*|| <= ||grad F(x)||`` is below ``tol ||y||``.  Returns ``(x, errors, iterations)``.
+        ``R_mu`` is ``rho``-weakly convex (``rho = 0`` for a convex regularizer) and ``lam rho < 1``,
+        so the objective is ``m = (1 - lam rho)``-strongly convex and ``(1 + lam lip)``-smooth.
+        Accelerated gradient (linear rate ``1 - 1/sqrt(kappa)``), started at ``y``; stops when every
+        element's certified error ``||x - x*|| <= ||grad F(x)|| / m`` is below ``tol ||y||``.
+        Returns ``(x, errors, iterations)``.
         Runs under the caller's grad mode: with gradients on, ``x`` is differentiable in ``y`` through
         the iterations (used by the adversarial search of the certificate; the weights are detached).
         """
@@ -273,14 +278,17 @@ class RidgeRegularizer(deepinv.models.Denoiser):
         mu = mu.to(y.dtype).reshape(-1, 1, 1, 1)
         kern = self.kernel().detach()
         smooth = 1 + lam * lip
-        rq = (1 / smooth).sqrt()
+        strong = 1 - lam * rho
+        if not bool((strong > 0).all()):
+            raise ValueError(f"prox of lam R with lam rho >= 1 (rho = {rho:g}): the problem is not strongly convex")
+        rq = (strong / smooth).sqrt()
         beta = (1 - rq) / (1 + rq)
         target = tol * y.flatten(1).norm(dim=1) + 1e-12
         x = z = y
         for k in range(max_iter + 1):
             g = (z - y) + lam * self.grad(z, mu, kern)
-            # the gradient at the extrapolated point certifies it: ||z - x*|| <= ||grad F(z)||
-            err = g.detach().flatten(1).norm(dim=1)
+            # the gradient at the extrapolated point certifies it: ||z - x*|| <= ||grad F(z)|| / m
+            err = g.detach().flatten(1).norm(dim=1) / strong.detach().reshape(-1)
             if bool((err <= target).all()) or k == max_iter:
                 return z, err, k
             x_new = z - g / smooth
@@ -288,23 +296,31 @@ class RidgeRegularizer(deepinv.models.Denoiser):
             x = x_new
         raise AssertionError("unreachable")
 
+    def weak_convexity(self) -> float:
+        """Rigorous weak-convexity modulus of ``R_mu`` (0: this regularizer is convex)."""
+        return 0.0
+
+    def _prox_weight(self, s: Tensor, dtype: torch.dtype) -> tuple[Tensor, float]:
+        """``lam(sigma)`` of the prox denoiser and the weak-convexity modulus it was capped with."""
+        return self.lam(s.to(self.lam_raw.dtype)).to(dtype), 0.0
+
     def _prox_forward(self, x: Tensor, s: Tensor) -> Tensor:
         cfg = self.config
-        lam = self.lam(s.to(self.lam_raw.dtype)).to(x.dtype)
+        lam, rho = self._prox_weight(s, x.dtype)
         mu = self.mu(s.to(self.mu_raw.dtype)).to(x.dtype)
         if not self.training:
             out, err, k = self.solve_prox(x, lam, mu, self.grad_lipschitz(), tol=cfg.prox_tol,
-                                          max_iter=cfg.solve_iterations)
+                                          max_iter=cfg.solve_iterations, rho=rho)
             self.last_prox_error, self.last_prox_iterations = float(err.max()), k
             return out
         # training: the forward solve is not differentiated; the gradient flows through the last
         # backprop_steps gradient steps taken from the solution (a truncated Neumann series of
         # the implicit gradient, a positive-definite preconditioning of it)
         with torch.no_grad():
-            lip = 1.2 * float(self._power(iterations=3, slopes=self.spline.max_slopes()))
+            lip = 1.2 * float(self._power(iterations=3, slopes=self.spline.abs_slopes()))
             self.lip_estimate.fill_(lip / 1.2)
             sol, _, _ = self.solve_prox(x, lam.detach(), mu.detach(), lip, tol=cfg.solve_tol,
-                                        max_iter=cfg.solve_iterations)
+                                        max_iter=cfg.solve_iterations, rho=rho)
         smooth = (1 + lam.detach() * lip).view(-1, 1, 1, 1)
         lam4, mu4 = lam.view(-1, 1, 1, 1), mu.view(-1, 1, 1, 1)
         kern = self.kernel()
@@ -322,7 +338,7 @@ class RidgeRegularizer(deepinv.models.Denoiser):
         if self.config.denoiser == "prox":
             return self._prox_forward(x, s)
         if self.training:
-            lip = self._power(iterations=2, slopes=self.spline.max_slopes(), differentiable=True)
+            lip = self._power(iterations=2, slopes=self.spline.abs_slopes(), differentiable=True)
             lip = lip.clamp_min(0.1)  # a floor while the splines grow from zero (authors: 0.1)
             self.lip_estimate.copy_(lip.detach())
         else:
@@ -340,7 +356,7 @@ class RidgeRegularizer(deepinv.models.Denoiser):
     @torch.no_grad()
     def _certificate(self) -> Certificate:
         t0 = time.perf_counter()
-        slopes = self.spline.max_slopes().detach().double()
+        slopes = self.spline.abs_slopes().detach().double()
         kern = self.kernel().detach().double() * slopes.sqrt().view(-1, 1, 1, 1)
         m = kern.shape[-1] // 2
         grid = max(32, 2 ** math.ceil(math.log2(math.sqrt(2) * math.pi * 2 * m + 1)))
@@ -558,6 +574,7 @@ def transfer_state(src: RidgeRegularizer, dst: RidgeRegularizer) -> dict:
     The denoiser-specific scalars (``step_raw`` of a one-step model, ``lam_raw`` of a prox model)
     stay ``dst``'s own, so a trained one-step model warm-starts a prox one (``init_from``)."""
     own = ("lam_raw", "step_raw")
-    state = {k: v for k, v in src.state_dict().items() if k not in own}
-    state.update({k: v for k, v in dst.state_dict().items() if k in own})
+    mine = dst.state_dict()
+    state = {k: v for k, v in src.state_dict().items() if k not in own and k in mine}
+    state.update({k: v for k, v in mine.items() if k in own or k not in state})  # and dst's extra buffers
     return state

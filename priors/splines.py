@@ -26,21 +26,34 @@ class LinearSpline(nn.Module):
     [-0.5, 0.125]
     """
 
-    def __init__(self, channels: int, *, knots: int = 21, knot_range: float = 0.1, monotone: bool = True) -> None:
+    def __init__(self, channels: int, *, knots: int = 21, knot_range: float = 0.1, monotone: bool = True,
+                 min_slope: float = 0.0) -> None:
         super().__init__()
+        if not min_slope <= 0:
+            raise ValueError(f"min_slope must be <= 0, got {min_slope}")
         self.channels, self.knots, self.range = channels, knots, float(knot_range)
         self.monotone = monotone
+        # slopes clamped to [min_slope, 1]: min_slope < 0 allows psi'' >= min_slope (weakly convex psi)
+        self.min_slope = float(min_slope)
         self.delta = 2 * self.range / (knots - 1)
         # slope 1/2 everywhere (a clipped linear function, psi = Huber): inside (0, 1), where the
         # clamp passes gradients (at exactly 0 or 1 torch's clamp has a zero gradient)
         self.raw = nn.Parameter(torch.full((channels, knots - 1), 0.5))
 
     def slopes(self) -> Tensor:
-        return self.raw.clamp(0.0, 1.0) if self.monotone else self.raw
+        return self.raw.clamp(self.min_slope, 1.0) if self.monotone else self.raw
 
     def max_slopes(self) -> Tensor:
-        """Largest slope of each channel's spline (its Lipschitz constant), shape (C,)."""
+        """Largest slope of each channel's spline, shape (C,)."""
         return self.slopes().max(dim=1).values
+
+    def abs_slopes(self) -> Tensor:
+        """Largest absolute slope of each channel's spline (its Lipschitz constant), shape (C,)."""
+        return self.slopes().abs().max(dim=1).values
+
+    def negative_slopes(self) -> Tensor:
+        """Largest negative curvature ``max(0, -min slope)`` of each channel's ``psi``, shape (C,)."""
+        return (-self.slopes().min(dim=1).values).clamp_min(0.0)
 
     def _tables(self) -> tuple[Tensor, Tensor, Tensor]:
         """Values of sigma and psi at the knots (C, K) and the slopes (C, K - 1)."""

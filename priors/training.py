@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,8 @@ from problems.config import check_keys, load_yaml_mapping
 
 from ._config import parse_number
 from .averaged import AveragedResNet, untie_substeps
-from .data import VALIDATION_IMAGE, PatchSampler, folder_images, training_photo_names, training_photos
+from .data import (VALIDATION_IMAGE, PatchSampler, folder_images, folder_manifest, training_photo_names,
+                   training_photos)
 from .pretrained import load_checkpoint
 # the architectures and the file format live in .registry (loading a model never imports the trainer);
 # build_model, save_model_file and MODEL_FORMAT are re-exported from here as before
@@ -227,6 +228,19 @@ class TrainConfig:
             raise ValueError(f"training config '{path}' is empty; write the run's settings in it (copy "
                              "priors/configs/averaged_gray.yaml and edit it)")
         return cls.from_dict(raw)
+
+    def with_overrides(self, *, folders: list[str] | None = None, out: str | None = None) -> "TrainConfig":
+        """This config with the command line's ``--data-folder`` / ``--out`` in place of the file's."""
+        cfg = self
+        if folders:
+            for f in folders:
+                if not Path(f).is_dir():
+                    raise ValueError(f"--data-folder: '{f}' is not a directory; give a folder of training photos")
+            cfg = replace(cfg, data=replace(cfg.data, folders=tuple(str(f) for f in folders)))
+        if out:
+            cfg = replace(cfg, checkpoint=replace(cfg.checkpoint, dir=str(out)))
+        cfg.check()
+        return cfg
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -457,14 +471,19 @@ class _Session:
         return summary
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_steps: int | None = None) -> dict:
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_steps: int | None = None,
+          overwrite: bool = False) -> dict:
     """Train (or resume) according to ``cfg``; returns a summary dict.
 
-    ``max_steps`` stops early after that many *new* steps (used by tests of resumption).
+    ``max_steps`` stops early after that many *new* steps (used by tests of resumption).  A run
+    folder that already holds a checkpoint or a model is refused unless ``resume`` or ``overwrite``.
     """
-    device, world, rank = _execution(cfg)
     out_dir = Path(cfg.checkpoint.dir)
     ckpt_path = out_dir / "checkpoint.pt"
+    if not resume and not overwrite and (ckpt_path.exists() or (out_dir / "model.pt").exists()):
+        raise ValueError(f"checkpoint.dir '{out_dir}' already holds a run; add --resume to continue it, "
+                         "--overwrite to start it again, or choose another --out")
+    device, world, rank = _execution(cfg)
     model = build_model(cfg.arch, cfg.model).to(device)
     sampler, folder_counts = _patch_sampler(cfg, model.config.in_channels, rank)
     noise_gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank + 1)
@@ -484,6 +503,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
     description = {"sampler": sampler.describe(), "validation_image": VALIDATION_IMAGE,
                    "photo_names": training_photo_names() if cfg.data.photos else [],
                    "folders": folder_counts,
+                   "folder_files": {str(f): folder_manifest(f) for f in cfg.data.folders},
                    "noise": asdict(cfg.noise), "world_size": world, "device": device.type}
     bar = tqdm(total=cfg.optim.steps, initial=step, disable=not progress or rank != 0, desc=f"train {cfg.arch}")
     target = cfg.optim.steps if max_steps is None else min(cfg.optim.steps, step + max_steps)
@@ -546,10 +566,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", help="training config YAML (see priors/configs/)")
     parser.add_argument("--resume", action="store_true", help="continue from checkpoint.dir/checkpoint.pt")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--overwrite", action="store_true", help="start again in a run folder that holds a run")
+    parser.add_argument("--data-folder", action="append", metavar="DIR", default=None,
+                        help="training photo folder (repeatable); replaces the config's data.folders")
+    parser.add_argument("--out", metavar="DIR", default=None, help="run folder; replaces the config's checkpoint.dir")
     args = parser.parse_args(argv)
     try:
         cfg = TrainConfig.from_yaml(args.config)
-        summary = train(cfg, resume=args.resume, progress=not args.quiet)
+        cfg = cfg.with_overrides(folders=args.data_folder, out=args.out)
+        summary = train(cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     except (ValueError, FileNotFoundError) as exc:
         print(f"stablepnp: error: {exc}", file=sys.stderr)
         return 2
