@@ -87,6 +87,15 @@ class _GradientMethod(Algorithm):
                          f"({self._lipschitz_text()})")
         return step
 
+    def residual_scale(self) -> float:
+        """``max(1, 1/(τ λ L))``: the relative change divided by ``τ λ L`` is the relative norm of the
+        gradient mapping ``‖x − prox_(τg)(x − τ∇f(x))‖/τ`` in units of ``L``, which does not shrink
+        with the step (it is nonincreasing in ``τ``: Beck, First-Order Methods in Optimization, 2017,
+        Thm 10.9), so a step far below ``1/L`` is stopped by the same test as the default step."""
+        if self.L is None or not self.L > 0:
+            return 1.0
+        return max(1.0, 1.0 / (self.step * self.relaxation * self.L))
+
     def denoiser_input(self, x: Tensor) -> Tensor:
         """``x − τ∇f(x)``, the input of the prox (FISTA: from its extrapolated point)."""
         return x - self.step * self._grad_f(x)

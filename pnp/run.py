@@ -471,6 +471,9 @@ class Algorithm:
         policy = self.acceleration
         eps = torch.finfo(x0.dtype).eps if x0.is_floating_point() else 2.2e-16
         old_norm = float(torch.linalg.vector_norm(x0))
+        scale = self.residual_scale()
+        if scale != 1.0:
+            diagnostics["residual_scale"] = scale
         k = 0
         status: str | None = None
         while status is None:
@@ -481,6 +484,7 @@ class Algorithm:
                 # residual: ‖v − T v‖/‖v‖ of the governing variable at the new iterate
                 new = policy.step(self, state)
                 rel, d, nx = new.relative_residual, new.residual_norm, new.x_norm
+            rel = rel * scale
             if not (math.isfinite(d) and math.isfinite(nx)):
                 finite_entries = bool(torch.isfinite(new.x).all())
                 diagnostics["stopped_at_iteration"] = k + 1
@@ -501,8 +505,18 @@ class Algorithm:
                     diagnostics["stop_reason"] = str(div)
                     return "diverged", k, state
             status = criterion.check(IterationInfo(iteration=k, residual=rel, seconds=elapsed))
+            if status == "converged" and not bool(torch.isfinite(state.x).all()):
+                diagnostics["stop_reason"] = f"NaN/Inf in the returned iterate at iteration {k}"
+                return "nan", k, state
             log.show(k, rel, record)
         return status, k, state
+
+    def residual_scale(self) -> float:
+        """Factor applied to the relative change ``‖x_(k+1) − x_k‖/‖x_k‖`` before the stopping test.
+
+        1 by default.  Gradient methods override it so that the test does not shrink with the step
+        (a tiny step must not "converge" in one iteration)."""
+        return 1.0
 
     def _result(self, state: Any, status: str, k: int, seconds: float, log: RunLog,
                 diagnostics: dict[str, Any]) -> Result:

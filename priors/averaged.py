@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._config import ModelConfigMixin, warn_outside_range
+from .splines import LinearSpline
 from .base import cached_certificate
 from .certify import certify
 from .integrators import INTEGRATORS, composed_alpha  # re-exported: they were defined here
@@ -59,7 +60,9 @@ __all__ = [
 #: shrinks *large* responses W x (edges) hardest; the saturating ones (tanh: psi = log cosh, hardtanh:
 #: psi = Huber) grow linearly, the TV-like behaviour that preserves edges and flattens small
 #: (noise) responses.
-_ACTIVATIONS = {"relu": 1.0, "leaky_relu": 1.0, "tanh": 1.0, "hardtanh": 1.0}
+#: "spline": a learned per-channel linear spline with slopes in [0, 1] (priors.splines.LinearSpline,
+#: the activation of the convex ridge regularizer), 21 knots on [-1, 1], constant outside.
+_ACTIVATIONS = {"relu": 1.0, "leaky_relu": 1.0, "tanh": 1.0, "hardtanh": 1.0, "spline": 1.0}
 
 
 @dataclass(frozen=True)
@@ -143,8 +146,11 @@ class GradientStepBlock(nn.Module):
         self.differentiable_norm = differentiable_norm
         self.activation = activation
         self.negative_slope = negative_slope if activation == "leaky_relu" else 0.0
-        self._act = {"tanh": torch.tanh, "hardtanh": F.hardtanh}.get(
-            activation, functools.partial(F.leaky_relu, negative_slope=self.negative_slope))
+        if activation == "spline":  # learned, monotone, slopes in [0, 1]: Lipschitz 1 like the others
+            self._act = LinearSpline(width, knots=21, knot_range=1.0)
+        else:
+            self._act = {"tanh": torch.tanh, "hardtanh": F.hardtanh}.get(
+                activation, functools.partial(F.leaky_relu, negative_slope=self.negative_slope))
         self.lip_activation = _ACTIVATIONS[activation]
         self.radius = INTEGRATORS[integrator]["radius"]
         self.weight = nn.Parameter(torch.empty(width, width, kernel_size, kernel_size))

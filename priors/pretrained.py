@@ -185,6 +185,17 @@ def certify_main(argv: list[str] | None = None) -> int:
         ("method", cert.method),
         ("seconds", f"{seconds:.2f}"),
     ]
+    rho = cert.details.get("rho") if isinstance(cert.details, dict) else None
+    if rho is not None:  # a weakly convex regularizer: its modulus and what follows from it
+        lam_rho = float(cert.details.get("lam_rho_max", 0.0))
+        rows[-2:-2] = [
+            ("weak convexity rho_R", f"{float(rho):.6g} (R + rho_R/2 ||.||^2 is convex; from the symbol of (S^-)^(1/2) W)"),
+            ("max lam(sigma) rho_R", f"{lam_rho:.6g}"),
+            ("implies", (f"denoising (A = I) is a convex problem; 1/2 ||Ax - y||^2 + lam R is convex when "
+                         f"sigma_min(A)^2 >= lam rho_R, otherwise PGD converges to a stationary point "
+                         f"(Kurdyka-Lojasiewicz); the denoiser is {1 / (1 - lam_rho):.4g}-Lipschitz, not averaged"
+                         if rho > 0 else "every slope >= 0: the regularizer is convex (rho_R = 0)")),
+        ]
     width = max(len(r[0]) for r in rows)
     for k, v in rows:
         print(f"{k.ljust(width)}  {v}")

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,10 @@ from .splines import LinearSpline
 
 __all__ = ["RidgeConfig", "LinearSpline", "RidgeRegularizer", "RidgePrior", "RIDGE_WEIGHTS", "ridge_weights",
            "ridge_mu_for_lam", "transfer_state"]
+
+
+#: Iteration cap of the prox denoiser at inference (the config's solve_iterations caps training only)
+INFERENCE_ITERATIONS = 5000
 
 
 @dataclass(frozen=True)
@@ -309,9 +314,15 @@ class RidgeRegularizer(deepinv.models.Denoiser):
         lam, rho = self._prox_weight(s, x.dtype)
         mu = self.mu(s.to(self.mu_raw.dtype)).to(x.dtype)
         if not self.training:
-            out, err, k = self.solve_prox(x, lam, mu, self.grad_lipschitz(), tol=cfg.prox_tol,
-                                          max_iter=cfg.solve_iterations, rho=rho)
+            # inference solves to the certified tolerance; the training cap only bounds the training cost
+            cap = max(cfg.solve_iterations, INFERENCE_ITERATIONS)
+            out, err, k = self.solve_prox(x, lam, mu, self.grad_lipschitz(), tol=cfg.prox_tol, max_iter=cap, rho=rho)
             self.last_prox_error, self.last_prox_iterations = float(err.max()), k
+            reached = err <= cfg.prox_tol * x.flatten(1).norm(dim=1) + 1e-12
+            if not bool(reached.all()):
+                warnings.warn(f"the prox denoiser stopped at its cap of {cap} iterations with a certified error "
+                              f"{float(err.max()):.3g}, above prox_tol x ||y||; its firm-nonexpansiveness / "
+                              "Lipschitz certificate holds only up to that error", stacklevel=3)
             return out
         # training: the forward solve is not differentiated; the gradient flows through the last
         # backprop_steps gradient steps taken from the solution (a truncated Neumann series of

@@ -380,3 +380,50 @@ def test_stablepnp_certify_runs_on_every_shipped_model(capsys):
     for path in SHIPPED:
         assert main(["certify", str(path), "--no-adversarial"]) == 0, path.name
         assert "averagedness alpha" in capsys.readouterr().out
+
+
+def _photo_folder(path: Path, n: int = 3) -> Path:
+    from PIL import Image
+
+    path.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray((rng.random((40, 40)) * 255).astype(np.uint8)).save(path / f"p{i}.png")
+    return path
+
+
+def test_data_folder_and_out_from_the_command_line_and_every_file_recorded(tmp_path, capsys):
+    import hashlib
+
+    from priors.training import main as train_main
+
+    folder = _photo_folder(tmp_path / "photos")
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny(tmp_path, data={"dead_leaves_fraction": 0.0}, optim={"steps": 2})))
+    # the config names no folder and no photos: refused, then given on the command line
+    assert train_main([str(cfg_path), "--quiet", "--out", str(tmp_path / "a")]) == 2
+    assert train_main([str(cfg_path), "--quiet", "--out", str(tmp_path / "b"), "--data-folder", str(folder)]) == 0
+    state = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
+    files = state["training"]["data"]["folder_files"][str(folder)]
+    assert [f["file"] for f in files] == ["p0.png", "p1.png", "p2.png"]
+    assert files[1]["sha256"] == hashlib.sha256((folder / "p1.png").read_bytes()).hexdigest()
+    assert train_main([str(cfg_path), "--data-folder", str(tmp_path / "nope")]) == 2
+
+
+def test_a_finished_run_is_not_overwritten_without_resume_or_overwrite(tmp_path):
+    cfg = TrainConfig.from_dict(tiny(tmp_path))
+    train(cfg, progress=False)
+    model = (tmp_path / "run" / "model.pt").read_bytes()
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(cfg, progress=False)
+    assert (tmp_path / "run" / "model.pt").read_bytes() == model
+    assert train(cfg, progress=False, overwrite=True)["finished"]
+
+
+def test_weakly_convex_ridge_trains_and_its_file_reloads_with_the_certificate(tmp_path):
+    cfg = tiny(tmp_path, arch="wcrr", optim={"steps": 2})
+    cfg["model"] = {"hidden": 2, "channels": 4, "kernel_size": 3, "knots": 5, "solve_iterations": 20}
+    summary = train(TrainConfig.from_dict(cfg), progress=False)
+    model = load_checkpoint(summary["model"])
+    cert = model.certificate()
+    assert "rho" in cert.details and cert.lipschitz >= 1.0
