@@ -342,12 +342,54 @@ def cached_certificate(module: torch.nn.Module, compute: Callable[[], Certificat
     Solvers ask for a denoiser's certificate before every run; the rigorous computation takes
     seconds, so it is redone only when the weights change (tracked by tensor version counters).
     """
-    key = tuple((t._version, t.data_ptr()) for t in [*module.parameters(), *module.buffers()])
+    key = _weights_key(module)
     cached = getattr(module, "_certificate_cache", None)
     if cached is None or cached[0] != key:
+        check_finite_weights(module)
         cached = (key, compute())
         object.__setattr__(module, "_certificate_cache", cached)
+        try:
+            _probe(module)
+        except ValueError:
+            object.__setattr__(module, "_certificate_cache", None)
+            raise
     return cached[1]
+
+
+def _weights_key(module: torch.nn.Module) -> tuple:
+    """Version counters and storage of every weight, plus a checksum of the values (a write through
+    ``.data`` keeps the version counter; a NaN never compares equal, so it always recomputes)."""
+    tensors = [*module.parameters(), *module.buffers()]
+    return (tuple((t._version, t.data_ptr()) for t in tensors),
+            tuple(float(t.detach().double().sum()) for t in tensors if t.is_floating_point()))
+
+
+def check_finite_weights(module: torch.nn.Module) -> None:
+    """Refuse a model with a NaN or infinite parameter or buffer (a certificate of it would be void)."""
+    for name, t in [*module.named_parameters(), *module.named_buffers()]:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"the model's {name} is not finite (NaN or Inf): no certificate; retrain or reload it")
+
+
+@torch.no_grad()
+def _probe(module: torch.nn.Module) -> None:
+    """The certified map must give finite outputs: run it on a small seeded image at both ends of its range."""
+    cfg = getattr(module, "config", None)
+    rng, channels = getattr(cfg, "sigma_range", None), getattr(cfg, "in_channels", None)
+    if rng is None or not isinstance(channels, int):
+        return
+    x = torch.rand(1, channels, 16, 16, generator=torch.Generator().manual_seed(0))
+    p = next(iter(module.parameters()), None)
+    if p is not None:
+        x = x.to(dtype=p.dtype, device=p.device)
+    was = module.training
+    module.eval()
+    try:
+        for s in {float(rng[0]), float(rng[1])} - {0.0}:
+            if not bool(torch.isfinite(module(x, s)).all()):
+                raise ValueError(f"the model's output is not finite on a probe image at sigma {s:.4g}: no certificate")
+    finally:
+        module.train(was)
 
 
 def seed_certificate_cache(module: torch.nn.Module, certificate: Certificate) -> None:
@@ -356,5 +398,4 @@ def seed_certificate_cache(module: torch.nn.Module, certificate: Certificate) ->
     Used when the certificate of exactly these weights was computed before (the on-disk cache of
     :mod:`priors.certificate_cache`, keyed by the hash of the model file).
     """
-    key = tuple((t._version, t.data_ptr()) for t in [*module.parameters(), *module.buffers()])
-    object.__setattr__(module, "_certificate_cache", (key, certificate))
+    object.__setattr__(module, "_certificate_cache", (_weights_key(module), certificate))

@@ -50,3 +50,22 @@ def test_the_residual_scale_is_one_at_and_above_the_default_step():
     assert PGD(fid, prior).residual_scale() == 1.0
     assert PGD(fid, prior, step=1.5 / L).residual_scale() == 1.0
     assert PGD(fid, prior, step=0.01 / L).residual_scale() == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("arch", ["ridge", "wcrr"])
+def test_a_model_file_with_a_nan_weight_gets_no_certificate(tmp_path, capsys, arch):
+    from priors.pretrained import certify_main
+    from priors.registry import build_model, save_model_file
+
+    model = build_model(arch, {"hidden": 2, "channels": 4, "kernel_size": 3, "knots": 5})
+    path = tmp_path / "m.pt"
+    save_model_file(model, path, arch=arch)
+    record = torch.load(path, weights_only=True)
+    record["state_dict"]["mu_raw"][0] = float("nan")  # the certificate stored beside it still claims 1
+    torch.save(record, path)
+    assert certify_main([str(path), "--no-adversarial"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not finite" in err[0]
+    with pytest.raises(ValueError, match="not finite"):
+        model.mu_raw.data[0] = float("nan")
+        model.certificate()
