@@ -168,8 +168,9 @@ def solve_folder(input_dir: str | Path, out_dir: str | Path, spec: FolderSpec | 
     if not src.is_dir():
         raise FileNotFoundError(f"input_dir '{src}' is not a folder")
     files = _image_files(src, "input_dir")
+    check_output_folder(src, Path(out_dir))
     loaded = load_prior(spec.prior)
-    job = _FolderJob(spec, loaded, _prior_value(spec, loaded), Path(out_dir))
+    job = _FolderJob(spec, loaded, _prior_value(spec, loaded), Path(out_dir), output_stems(files))
     job.out.mkdir(parents=True, exist_ok=True)
     chunks = _chunks([(p, load_image(p, size=spec.size, gray=spec.gray)) for p in files], spec.batch_size)
     records: list[dict[str, Any]] = []
@@ -229,10 +230,33 @@ class _FolderJob:
     loaded: LoadedPrior
     value: float
     out: Path
+    stems: dict = dataclasses.field(default_factory=dict)  # input path -> distinct output stem
 
     @property
     def label(self) -> str:
         return self.loaded.registered.display
+
+
+def output_stems(files: list[Path]) -> dict[Path, str]:
+    """A distinct output stem per input: the file's stem, or ``stem_suffix`` when two inputs share a stem
+    (``a.png`` and ``a.npy`` must not write over each other's results).
+
+    >>> sorted(output_stems([Path("a.png"), Path("a.npy"), Path("b.tif")]).values())
+    ['a_npy', 'a_png', 'b']
+    """
+    counts: dict[str, int] = {}
+    for p in files:
+        counts[p.stem] = counts.get(p.stem, 0) + 1
+    return {p: p.stem if counts[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}" for p in files}
+
+
+def check_output_folder(src: Path, out: Path) -> None:
+    """Refuse an output folder that is the input folder: figures and records would land on the inputs."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: '{out}' exists and is not a folder; give a folder path")
+    if out.resolve() == src.resolve():
+        raise ValueError(f"--out: the output folder '{out}' is the input folder; outputs (PNG figures, records) "
+                         "could replace input images there; choose another --out")
 
 
 def _solve_chunk(job: _FolderJob, chunk: list, shape: tuple[int, ...], batch_index: int) -> list[dict[str, Any]]:
@@ -277,7 +301,7 @@ def _image_record(job: _FolderJob, res: Any, problem: Any, path: Path, i: int, s
         ti = problem.truth[i:i + 1]
         rec["psnr"], rec["ssim"] = scores(xi, ti)
         rec["psnr_observed"] = scores(yi, ti)[0]
-    stem = path.stem
+    stem = job.stems.get(path, path.stem)
     np.save(job.out / f"{stem}_reconstruction.npy", xi[0].detach().cpu().numpy().astype(np.float32))
     (job.out / f"{stem}.json").write_text(json.dumps(json_safe({**rec, "history": res.history, "report": report}),
                                                      indent=1))

@@ -257,6 +257,12 @@ def config_from_args(args: argparse.Namespace) -> Any:
     if args.out is not None:
         output["dir"] = args.out
     if args.json is not None:
+        from problems.config import check_output_file
+
+        try:
+            check_output_file(args.json, "--json")
+        except ValueError as exc:
+            raise _UsageError(str(exc)) from None
         output["json"] = args.json
     if args.figure is not None:
         output["figure"] = args.figure

@@ -73,7 +73,9 @@ def json_safe(obj: Any) -> Any:
 
 def write_json(path: str | Path, data: Any, *, indent: int = 2) -> Path:
     """Write ``json_safe(data)`` strictly (no NaN) through a temporary file, so a crash never leaves half a file."""
-    path = Path(path)
+    from problems.config import check_output_file
+
+    path = check_output_file(path, "json")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(json_safe(data), indent=indent, allow_nan=False) + "\n", encoding="utf-8")

@@ -19,6 +19,8 @@ import torch
 from .base import seed_certificate_cache
 from .certificate_cache import certificate_for_file, certificate_object
 from .certify import empirical_lipschitz
+from problems.config import check_output_file
+
 from .registry import ARCHITECTURES, architecture_of, build_model, certificate_dict, read_model_file
 from .spectral import NORM_DTYPE
 
@@ -160,6 +162,8 @@ def certify_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     t0 = time.perf_counter()  # loading recomputes the rigorous bound, so it is part of the time
     try:
+        if args.json:
+            check_output_file(args.json, "--json")
         p = Path(args.path)
         model = load_checkpoint(p) if p.suffix == ".pt" or p.exists() else load_pretrained(args.path)
         if ARCHITECTURES[architecture_of(model)].adversarial_certificate:

@@ -85,6 +85,20 @@ class StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def check_output_file(path: str | Path, what: str) -> Path:
+    """Refuse a write target that exists and is not a regular file (a device, a FIFO, a folder).
+
+    Written files are replaced through a temporary file and a rename, which would replace such a
+    target instead of writing into it (as root: a device node).
+    """
+    p = Path(path)
+    if p.exists() and not p.is_file():
+        raise ValueError(f"{what}: '{p}' exists and is not a regular file; give the path of a file to write")
+    if p.is_symlink():
+        raise ValueError(f"{what}: '{p}' is a symbolic link; give the path of a regular file to write")
+    return p
+
+
 def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
     """Read a YAML file whose top level is a mapping; an empty file gives ``{}``.
 

@@ -77,7 +77,7 @@ def test_a_taken_name_is_refused_and_unknown_names_list_the_valid_ones(gain_arch
     register_architecture("gain", GainConfig, Gain)  # the same entry again: harmless
     with pytest.raises(ValueError, match="already registered"):
         register_architecture("averaged", GainConfig, Gain)
-    with pytest.raises(ValueError, match="valid: averaged, dncnn, ridge, ridge_stack, gain"):
+    with pytest.raises(ValueError, match="valid: averaged, dncnn, ridge, ridge_stack, wcrr, gain"):
         build_model("nope", {})
     with pytest.raises(ValueError, match="not a registered architecture"):
         architecture_of(torch.nn.Identity())
