@@ -482,6 +482,9 @@ def refusal(algorithm: Any, report: AssumptionReport | None) -> str | None:
         reason = "" if report is None else (report.reason or report.verdict)
         return (f"accelerate: the safeguard keeps the convergence theorem of the plain iteration, and this "
                 f"{name} run has none ({verdict}: {reason}); use --accelerate none")
+    if getattr(cls, "theory", None) is not None and cls.theory.anderson_averaged(report, 1.0) is None:
+        return (f"accelerate: the safeguard's theorem needs an averaged iteration map, and this {name} run's map "
+                f"is not known to be averaged ({report.theorem.split(' (')[0]}); use --accelerate none")
     return None
 
 

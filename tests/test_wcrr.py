@@ -183,3 +183,14 @@ def test_convex_ridge_prior_is_unchanged_by_the_weakly_convex_machinery():
     y = torch.rand(1, 1, 16, 16, dtype=D)
     report = PGD(L2Fidelity(Blur(gaussian(1.0)), y), smooth_prior(net, weight=0.1)).check_assumptions()
     assert report.verdict == "guaranteed" and "Kurdyka" not in report.theorem
+
+
+def test_anderson_is_refused_on_a_nonconvex_objective_and_auto_runs_plain():
+    net = _model()
+    A = Blur(gaussian(1.0))
+    y = A(torch.rand(1, 1, 16, 16, dtype=D))
+    prior = smooth_prior(net, weight=0.5 / net.weak_convexity())
+    with pytest.raises(ValueError, match="not known to be averaged"):
+        PGD(L2Fidelity(A, y), prior, accelerate="anderson")
+    alg = PGD(L2Fidelity(A, y), prior, accelerate="auto")
+    assert alg.acceleration is None and alg.check_assumptions().verdict == "guaranteed"
