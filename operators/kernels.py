@@ -443,7 +443,13 @@ def parse_kernel_spec(spec: str) -> Tensor:
         if len(args) not in counts:
             raise ValueError(f"malformed kernel spec '{spec}': valid forms are {KERNEL_SPEC_FORMS}")
         try:
+            side = _spec_side(name, args)
+            if not side <= MAX_KERNEL_SIDE:  # checked before anything is allocated (NaN fails too)
+                raise OverflowError
             return build(args)
+        except OverflowError:
+            raise ValueError(f"kernel spec '{spec}' asks for a kernel of side about {side:.0f} pixels, above the "
+                             f"limit {MAX_KERNEL_SIDE}; use a smaller size") from None
         except ValueError as exc:
             if "could not convert" in str(exc) or "invalid literal" in str(exc):
                 raise ValueError(f"malformed kernel spec '{spec}': valid forms are {KERNEL_SPEC_FORMS}") from None
@@ -452,6 +458,24 @@ def parse_kernel_spec(spec: str) -> Tensor:
     if suffix == ".npy" or suffix in _IMAGE_SUFFIXES or os.path.exists(spec):
         return load_kernel(spec)
     raise ValueError(f"unknown kernel spec '{spec}': valid forms are {KERNEL_SPEC_FORMS}")
+
+
+#: Largest kernel side a spec may ask for (pixels); larger ones are refused before allocation.
+MAX_KERNEL_SIDE = 1025
+
+
+def _spec_side(name: str, args: list[str]) -> float:
+    """The side of the kernel a spec asks for, from its numbers alone (no allocation)."""
+    a = [abs(float(x)) for x in args]
+    if name == "gaussian":
+        return 2 * math.ceil(4 * max(a[:2])) + 1 if all(math.isfinite(v) for v in a) else math.inf
+    if name == "motion":
+        return a[0] + 2
+    if name == "disk":
+        return 2 * a[0] + 1
+    if name == "shake":
+        return a[1] if len(a) == 2 else 25.0
+    return a[0]  # box
 
 
 def _int(text: str) -> int:

@@ -269,6 +269,13 @@ def config_from_args(args: argparse.Namespace) -> Any:
     return base.updated(problem=problem, solver=solver, output=output)
 
 
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def default_threads() -> int:
     """The machine's free cores: the cores this process may use minus the 1-minute load average, at least 1.
 
@@ -294,6 +301,10 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
     set), then restore."""
     import torch
 
+    cores = _available_cores()
+    if threads is not None and threads > cores:
+        raise _UsageError(f"--threads {threads} exceeds the {cores} CPU cores this process may use; "
+                          f"use --threads {cores} or fewer")
     if threads is None and os.environ.get("OMP_NUM_THREADS"):
         yield
         return

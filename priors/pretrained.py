@@ -54,6 +54,8 @@ _SENSITIVITY = 8
 def _norm_factors(cert: dict) -> int:
     """Number of rounded norm bounds multiplied into ``cert`` (each sub-step reuses its block's)."""
     details = cert.get("details") or {}
+    if details.get("norm_factors"):  # a certifier that states its own count (priors.wcrr)
+        return max(1, int(details["norm_factors"]))
     if details.get("blocks"):  # AveragedResNet: lip_N = prod_k lip_k ** substeps_k
         return max(1, sum(int(b.get("substeps", 1)) for b in details["blocks"]))
     if details.get("layer_norms"):  # DnCNN: 1 + prod_k ||W_k||

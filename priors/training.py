@@ -190,6 +190,25 @@ class TrainConfig:
         return cfg
 
     def check(self) -> None:
+        for section in ("data", "noise", "optim", "validation", "checkpoint"):
+            for f in fields(getattr(self, section)):
+                v = getattr(getattr(self, section), f.name)
+                for x in (v if isinstance(v, tuple) else (v,)):
+                    if isinstance(x, float) and not math.isfinite(x):
+                        raise ValueError(f"{section}.{f.name} must be a finite number, got {x!r}")
+        if not self.optim.lr <= 1.0:
+            raise ValueError(f"optim.lr must lie in (0, 1], got {self.optim.lr:g}")
+        if self.optim.grad_clip < 0 or self.optim.weight_decay < 0:
+            raise ValueError("optim.grad_clip and optim.weight_decay must be >= 0 (grad_clip 0: no clipping)")
+        if self.optim.steps > 10_000_000:
+            raise ValueError(f"optim.steps must be at most 10,000,000, got {self.optim.steps}")
+        if self.data.refresh_every < 1 or self.data.pool_size < 1:
+            raise ValueError("data.refresh_every and data.pool_size must be >= 1")
+        if self.data.patch_size > 1024 or self.data.batch_size > 4096:
+            raise ValueError(f"data.patch_size must be at most 1024 and data.batch_size at most 4096, got "
+                             f"{self.data.patch_size} and {self.data.batch_size}")
+        if self.validation.size > 4096 or self.validation.size < 8:
+            raise ValueError(f"validation.size must lie in [8, 4096], got {self.validation.size}")
         if self.optim.name not in ("adam", "sgd"):
             raise ValueError(f"optim.name {self.optim.name!r} unknown; valid: adam, sgd")
         if self.optim.loss not in ("mse", "l1"):

@@ -136,7 +136,10 @@ class WeaklyConvexRidge(RidgeRegularizer):
         lo, hi = self.config.sigma_range
         # lam_free is log-linear in sigma (monotone), so lam rho is largest at an end of the range
         lam_rho = max(float(self._capped(self.lam_free(torch.tensor(v)), rho)) * rho for v in (lo, hi))
-        details = {"grad_lipschitz": lip, "norm_lower": lip_lower, "rho": rho, "rho_lower": rho_lower,
+        # 1/(1 - lam rho) moves by lam rho / (1 - lam rho) times rho's relative change, i.e. twice a norm's:
+        # counted as that many norm factors in the load-time tolerance (priors.pretrained.certificate_rtol)
+        sensitivity = 2 * lam_rho / (1 - lam_rho) if lam_rho < self.config.convexity_cap * (1 - 1e-12) else 0.0
+        details = {"norm_factors": max(1, math.ceil(sensitivity)), "grad_lipschitz": lip, "norm_lower": lip_lower, "rho": rho, "rho_lower": rho_lower,
                    "lam_rho_max": lam_rho, "max_slopes": self.spline.max_slopes().tolist(),
                    "negative_slopes": neg.tolist(), "kernel_size": int(kern.shape[-1]),
                    "prox_tol": self.config.prox_tol}

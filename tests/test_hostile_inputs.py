@@ -124,7 +124,7 @@ REFUSED_NUMBERS = [
     ("--tol", "-1"), ("--tol", "nan"), ("--tol", "1e300"),
     ("--time-limit", "0"), ("--time-limit", "-1"), ("--time-limit", "inf"),
     ("--seed", "-1"), ("--seed", str(2**64)),
-    ("--threads", "0"), ("--threads", "100000"),
+    ("--threads", "0"), ("--threads", "100000"), ("--threads", "1024"),
     ("--batch-size", "0"), ("--batch-size", "2"),
     ("--denoiser-sigma", "0"), ("--denoiser-sigma", "0.1"),
 ]
@@ -287,3 +287,36 @@ def test_robustness_checks_the_data_before_creating_its_folder(tmp):
                             "--no-progress"])
     assert_refused(code, err, "not found")
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------- sizes before allocation
+@pytest.mark.parametrize("spec", ["box:100000", "disk:1e9", "motion:1e7:0", "shake:1:99999", "gaussian:1e6"])
+def test_huge_kernels_are_refused_before_allocation(tmp, spec):
+    code, _, err, record = solve(tmp, "--kernel", spec)
+    assert record is None
+    assert_refused(code, err, "limit")
+
+
+# ---------------------------------------------------------------------------- training values
+@pytest.mark.parametrize("section, text, fragment", [
+    ("data", "patch_size: 100000", "patch_size"), ("data", "refresh_every: 0", "refresh_every"),
+    ("data", "pool_size: 0", "pool_size"), ("optim", "lr: 1.0e300", "optim.lr"), ("optim", "lr: .inf", "optim.lr"),
+    ("optim", "grad_clip: .nan", "grad_clip"), ("optim", "grad_clip: -1", "grad_clip"),
+    ("noise", "sigma_max: .inf", "sigma_max"), ("validation", "size: 100000", "validation.size"),
+])
+def test_out_of_range_training_values_are_refused_in_one_line(tmp, section, text, fragment):
+    from priors.training import main as train_main
+
+    base = {"data": "photos: false, dead_leaves_fraction: 1.0", "optim": "steps: 2", "noise": "sigma_max: 0.2",
+            "validation": "every: 1"}
+    base[section] = base[section] + ", " + text
+    cfg = tmp / "cfg.yaml"
+    cfg.write_text("arch: averaged\nmodel: {width: 4, depth: 2}\n"
+                   + "".join(f"{k}: {{{v}}}\n" for k, v in base.items())
+                   + f"checkpoint: {{dir: {tmp / 'run'}}}\n")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = train_main([str(cfg), "--quiet"])
+    lines = [x for x in err.getvalue().splitlines() if x.strip()]
+    assert code == 2 and len(lines) == 1 and fragment in lines[0], err.getvalue()
+    assert not (tmp / "run").exists()
