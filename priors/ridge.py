@@ -497,14 +497,20 @@ class RidgePrior(Prior):
     def _prox(self, v: Tensor, t: float) -> Tensor:
         """``argmin_x 1/2 ||x - v||^2 + t R_mu(x)`` by the model's accelerated solver
         (:meth:`RidgeRegularizer.solve_prox`, each image and channel to ``tol`` times its norm); the
-        error bound ``||x - x*|| <= ||grad F(x)||`` over the batch is recorded in :attr:`last_prox_error`."""
+        error bound ``||x - x*|| <= ||grad F(x)|| / (1 - t rho_R)`` over the batch is recorded in
+        :attr:`last_prox_error`.  For a weakly convex model (``rho_R > 0``) it exists while ``t rho_R < 1``."""
+        rho = self.model.weak_convexity()
+        if t * rho >= 1:
+            raise ValueError(f"prox of the weakly convex prior with step x weight {t:g} >= 1 / rho_R = {1 / rho:g}: "
+                             "the prox problem is not convex; use a smaller step")
         if t == 0:
             self.last_prox_error, self.last_prox_iterations = 0.0, 0
             return v
         u = self._fold(v)
         with torch.no_grad():
             x, err, k = self.model.solve_prox(u, u.new_full((u.shape[0],), float(t)), u.new_full((u.shape[0],), self.mu),
-                                              self.model.grad_lipschitz(), tol=self.tol, max_iter=self.max_iter)
+                                              self.model.grad_lipschitz(), tol=self.tol, max_iter=self.max_iter,
+                                              rho=rho)
         self.last_prox_error, self.last_prox_iterations = float(err.norm()), k
         return x.reshape(v.shape)
 

@@ -165,12 +165,11 @@ class WCRRPrior(RidgePrior):
     Examples
     --------
     >>> import torch
-    >>> net = WeaklyConvexRidge(hidden=2, channels=4, kernel_size=3, knots=5).eval()
-    >>> with torch.no_grad():
-    ...     _ = net.spline.raw.copy_(torch.tensor([0.5, -0.5, -0.5, 0.5]).repeat(4, 1))
-    >>> p = 0.01 * WCRRPrior(net)
-    >>> p.convex, p.weak_convexity > 0
-    (False, True)
+    >>> net = WeaklyConvexRidge(channels=4, knots=5).eval()
+    >>> _ = net.spline.raw.data.uniform_(-1.0, 1.0)
+    >>> p = smooth_prior(net, weight=0.01)
+    >>> type(p).__name__, p.convex, p.weak_convexity > 0
+    ('WCRRPrior', False, True)
     """
 
     name = "wcrr"
@@ -181,23 +180,6 @@ class WCRRPrior(RidgePrior):
     def weak_convexity(self) -> float:
         """Certified modulus ``weight * rho_R``: ``g + weak_convexity/2 ||.||^2`` is convex."""
         return self.weight * self.model.weak_convexity()
-
-    def _prox(self, v: Tensor, t: float) -> Tensor:
-        """``argmin_x 1/2 ||x - v||^2 + t R_mu(x)``, defined while ``t rho_R < 1`` (refused otherwise)."""
-        rho = self.model.weak_convexity()
-        if t * rho >= 1:
-            raise ValueError(f"prox of the weakly convex prior with step x weight {t:g} >= 1 / rho_R = {1 / rho:g}: "
-                             "the prox problem is not convex; use a smaller step")
-        if t == 0:
-            self.last_prox_error, self.last_prox_iterations = 0.0, 0
-            return v
-        u = self._fold(v)
-        with torch.no_grad():
-            x, err, k = self.model.solve_prox(u, u.new_full((u.shape[0],), float(t)), u.new_full((u.shape[0],), self.mu),
-                                              self.model.grad_lipschitz(), tol=self.tol, max_iter=self.max_iter,
-                                              rho=rho)
-        self.last_prox_error, self.last_prox_iterations = float(err.norm()), k
-        return x.reshape(v.shape)
 
     def __repr__(self) -> str:
         return f"WCRRPrior(weight={self.weight:g}, mu={self.mu:g})"
