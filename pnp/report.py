@@ -120,6 +120,8 @@ def verdict_line(report: Any) -> str:
         if params.get("prior_kind") == "certified" and theorem and not theorem.startswith("PnP"):
             theorem = f"PnP-{algorithm}: {theorem}" if algorithm else theorem
         parts = ([theorem] if theorem else []) + _guarantee_details(report)
+        if "stationary point" in str(_get(report, "conclusion") or ""):
+            parts.insert(1 if theorem else 0, "to a stationary point of a nonconvex objective")
         line = f"{verdict} ({', '.join(parts)})" if parts else str(verdict)
     else:
         reason = _get(report, "reason")

@@ -194,3 +194,51 @@ def test_anderson_is_refused_on_a_nonconvex_objective_and_auto_runs_plain():
         PGD(L2Fidelity(A, y), prior, accelerate="anderson")
     alg = PGD(L2Fidelity(A, y), prior, accelerate="auto")
     assert alg.acceleration is None and alg.check_assumptions().verdict == "guaranteed"
+
+
+# ---------------------------------------------------------------------------- the shipped models
+def _shipped(name: str):
+    from priors.pretrained import pretrained_names
+
+    if name not in pretrained_names():
+        pytest.skip(f"{name} is not shipped")
+    from priors import load_pretrained
+
+    return load_pretrained(name)
+
+
+def test_shipped_wcrr_certificate_states_its_modulus_and_holds_under_attack():
+    from priors.certify import empirical_lipschitz
+
+    net = _shipped("wcrr_bsd400")
+    cert = net.certificate()
+    assert cert.details["rho"] > 0 and cert.alpha is None
+    assert cert.lipschitz == pytest.approx(1 / (1 - cert.details["lam_rho_max"]))
+    emp = empirical_lipschitz(net, sigmas=tuple(net.config.sigma_range), shape=(1, 1, 24, 24))
+    assert emp["max"] <= cert.lipschitz * (1 + 1e-4)
+
+
+def test_shipped_crr_is_firmly_nonexpansive():
+    net = _shipped("crr_bsd400")
+    cert = net.certificate()
+    assert cert.lipschitz == 1.0 and cert.alpha == 0.5 and net.weak_convexity() == 0.0
+
+
+@pytest.mark.parametrize("extra, verdict_words", [
+    (["--kernel", "gaussian:1.6"], "stationary point"),
+    (["--algorithm", "fista"], "no guarantee"),
+])
+def test_solve_with_the_weakly_convex_prior_reports_the_right_verdict(tmp_path, extra, verdict_words):
+    import json
+
+    from pnp.cli import main
+
+    _shipped("wcrr_bsd400")
+    out = tmp_path / "o"
+    code = main(["solve", "--prior", "wcrr", "--size", "32", "--max-iter", "30", "--quiet", "--no-figure",
+                 "--out", str(out), "--json", str(out / "r.json"), *extra])
+    assert code == 0
+    record = json.loads((out / "r.json").read_text())
+    text = json.dumps(record["guarantee"])
+    assert verdict_words in text
+    assert "global minimiser" not in text and "averaged" not in record["guarantee"].get("line", "")
