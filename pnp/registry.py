@@ -380,6 +380,13 @@ def _register_builtin_priors() -> None:
     # priors/results/compare_ridge.md), inside its trained range down to 0.5/255
     register_prior("ridge_stack", kind="denoiser", load=_load_shipped("ridge_stack_gray"), model="ridge_stack_gray",
                    sigma_scale=0.25, description="shipped certified ridge stack ridge_stack_gray (3 averaged ridge steps) in PnP")
+    # BSD400-trained ridge regularizers (priors/configs/*_bsd400.yaml); weight lam(noise) and mu(noise) are the
+    # models' own trained values at the noise level (the MAP weights of their prox denoisers)
+    register_prior("crr", kind="smooth", load=_load_shipped("crr_bsd400"), model="crr_bsd400",
+                   description="shipped convex ridge regularizer crr_bsd400 (BSD400, prox-trained; smooth convex problem)")
+    register_prior("wcrr", kind="smooth", load=_load_shipped("wcrr_bsd400"), model="wcrr_bsd400",
+                   description="shipped weakly convex ridge regularizer wcrr_bsd400 (BSD400; convex for denoising, "
+                               "a stationary point otherwise)")
 
 
 # ============================================================================ algorithms
