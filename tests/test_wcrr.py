@@ -241,4 +241,4 @@ def test_solve_with_the_weakly_convex_prior_reports_the_right_verdict(tmp_path, 
     record = json.loads((out / "r.json").read_text())
     text = json.dumps(record["guarantee"])
     assert verdict_words in text
-    assert "global minimiser" not in text and "averaged" not in record["guarantee"].get("line", "")
+    assert "minimiser of f + g" not in text and "averaged" not in record["guarantee"].get("line", "")
