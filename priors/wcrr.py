@@ -108,8 +108,7 @@ class WeaklyConvexRidge(RidgeRegularizer):
 
     def _prox_weight(self, s: Tensor, dtype: torch.dtype) -> tuple[Tensor, float]:
         if not self.training:
-            rho = self.weak_convexity()
-            return self._capped(self.lam_free(s), rho).to(dtype), rho
+            return self.lam(s).to(dtype), self.weak_convexity()
         # training: a differentiable warm-started power estimate of rho (the rigorous bound is used at
         # inference; it is at most a fraction of a percent larger for a converged power vector)
         neg = self.spline.negative_slopes()
