@@ -12,36 +12,48 @@ Tensors are ``(B, C, H, W)``, float32 by default; everything also works in float
 torch.Size([1])
 """
 
-from . import kernels
-from .adapters import DeepinvOperator, FunctionOperator, from_deepinv, to_deepinv
-from .base import (
-    AdjointOperator,
-    ComposedOperator,
-    GramOperator,
-    Identity,
-    LinearOperator,
-    ScaledOperator,
-    SumOperator,
-    conjugate_gradient,
-)
-from .blur import BOUNDARIES, Blur
-from .fidelity import DataFidelity, L2Fidelity, PenalizedFidelity, PoissonNLL
-from .kernels import (
-    KERNEL_SPEC_FORMS,
-    box,
-    disk,
-    gaussian,
-    load_kernel,
-    motion,
-    parse_kernel_spec,
-    shake,
-    validate_kernel,
-)
-from .noise import Gaussian, NoiseModel, Poisson, PoissonGaussian
-from .sampling import Downsampling, Inpainting
+from ._lazy import lazy_exports
+
+# Public names -> the submodule that defines them, imported on first use (operators/_lazy.py):
+# `import operators` itself loads no torch.
+_EXPORTS: dict[str, str] = {
+    "kernels": ".kernels:",
+    "DeepinvOperator": ".adapters",
+    "FunctionOperator": ".adapters",
+    "from_deepinv": ".adapters",
+    "to_deepinv": ".adapters",
+    "AdjointOperator": ".base",
+    "ComposedOperator": ".base",
+    "GramOperator": ".base",
+    "Identity": ".base",
+    "LinearOperator": ".base",
+    "ScaledOperator": ".base",
+    "SumOperator": ".base",
+    "conjugate_gradient": ".base",
+    "BOUNDARIES": ".blur",
+    "Blur": ".blur",
+    "DataFidelity": ".fidelity",
+    "L2Fidelity": ".fidelity",
+    "PenalizedFidelity": ".fidelity",
+    "PoissonNLL": ".fidelity",
+    "KERNEL_SPEC_FORMS": ".kernels",
+    "box": ".kernels",
+    "disk": ".kernels",
+    "gaussian": ".kernels",
+    "load_kernel": ".kernels",
+    "motion": ".kernels",
+    "shake": ".kernels",
+    "validate_kernel": ".kernels",
+    "parse_kernel_spec": ".kernels",
+    "NoiseModel": ".noise",
+    "Gaussian": ".noise",
+    "Poisson": ".noise",
+    "PoissonGaussian": ".noise",
+    "Downsampling": ".sampling",
+    "Inpainting": ".sampling",
+}
 
 __all__ = [
-    # operators
     "LinearOperator",
     "Blur",
     "BOUNDARIES",
@@ -58,9 +70,15 @@ __all__ = [
     "ScaledOperator",
     "GramOperator",
     "conjugate_gradient",
-    # kernels
-    *kernels.__all__,
-    # noise and fidelity
+    "gaussian",
+    "box",
+    "disk",
+    "motion",
+    "shake",
+    "load_kernel",
+    "parse_kernel_spec",
+    "validate_kernel",
+    "KERNEL_SPEC_FORMS",
     "NoiseModel",
     "Gaussian",
     "Poisson",
@@ -70,3 +88,5 @@ __all__ = [
     "PoissonNLL",
     "PenalizedFidelity",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

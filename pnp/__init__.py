@@ -5,34 +5,51 @@
 >>> result.status, result.report.verdict, result.history["residual"][-1]   # doctest: +SKIP
 """
 
-from pnp.algorithms import (
-    ADMM,
-    DRS,
-    FISTA,
-    HQS,
-    PDHG,
-    PGD,
-    ADMMState,
-    DRSState,
-    FISTAState,
-    FiniteDifference,
-    HQSState,
-    LinearPart,
-    PDHGState,
-    PGDState,
-    linear_part_of,
-)
-from pnp.acceleration import Anderson, AndersonState
-from pnp.assumptions import VERDICTS, AssumptionReport, Hypothesis, check_assumptions, compose_alpha
-from pnp.diagnostics import DivergenceMonitor, DivergenceReport, MonotonicityReport
-from pnp.result import STATUSES, Result
-from pnp.run import Algorithm
-from pnp.stopping import AllOf, AnyOf, IterationInfo, MaxIter, MinIter, StoppingCriterion, TimeLimit, Tolerance
+from operators._lazy import lazy_exports
 
-from pnp.registry import ALGORITHM_CLASSES as ALGORITHMS
-from pnp.registry import register_algorithm, register_prior
-
-# ALGORITHMS: algorithm classes by lower-case name, a live view of pnp.registry.ALGORITHMS
+# Public names -> the submodule that defines them, imported on first use (operators/_lazy.py):
+# `import pnp` itself loads no torch.
+_EXPORTS: dict[str, str] = {
+    "PGD": ".algorithms",
+    "FISTA": ".algorithms",
+    "ADMM": ".algorithms",
+    "DRS": ".algorithms",
+    "HQS": ".algorithms",
+    "PDHG": ".algorithms",
+    "ADMMState": ".algorithms",
+    "DRSState": ".algorithms",
+    "FISTAState": ".algorithms",
+    "FiniteDifference": ".algorithms",
+    "HQSState": ".algorithms",
+    "LinearPart": ".algorithms",
+    "PDHGState": ".algorithms",
+    "PGDState": ".algorithms",
+    "linear_part_of": ".algorithms",
+    "Anderson": ".acceleration",
+    "AndersonState": ".acceleration",
+    "VERDICTS": ".assumptions",
+    "AssumptionReport": ".assumptions",
+    "Hypothesis": ".assumptions",
+    "check_assumptions": ".assumptions",
+    "compose_alpha": ".assumptions",
+    "DivergenceMonitor": ".diagnostics",
+    "DivergenceReport": ".diagnostics",
+    "MonotonicityReport": ".diagnostics",
+    "STATUSES": ".result",
+    "Result": ".result",
+    "Algorithm": ".run",
+    "AllOf": ".stopping",
+    "AnyOf": ".stopping",
+    "IterationInfo": ".stopping",
+    "MaxIter": ".stopping",
+    "MinIter": ".stopping",
+    "StoppingCriterion": ".stopping",
+    "TimeLimit": ".stopping",
+    "Tolerance": ".stopping",
+    "ALGORITHMS": ".registry:ALGORITHM_CLASSES",
+    "register_algorithm": ".registry",
+    "register_prior": ".registry",
+}
 
 __all__ = [
     "ALGORITHMS",
@@ -75,3 +92,5 @@ __all__ = [
     "AnyOf",
     "AllOf",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

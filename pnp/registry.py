@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from pnp.acceleration import SUPPORTED_ALGORITHMS, refusal
-from pnp.algorithms import ADMM, DRS, FISTA, HQS, PDHG, PGD
-from pnp.run import Algorithm
+# Nothing heavy at import: the command line builds its help and choices from these tables without
+# torch; the classes and models are imported when an entry is used.
 
 __all__ = [
     "PRIOR_KINDS",
@@ -357,15 +356,31 @@ def shipped_model_name(name: str) -> str | None:
     return name if name in pretrained_names() else None
 
 
-def _register_builtin_priors() -> None:
-    from priors import TV, Tikhonov, Wavelet
+def _tv(lam: float, _: Any) -> Any:
+    from priors import TV
 
     # warm start: the dual of the previous TV prox seeds the next (same result, ~1.7x faster in PGD)
-    register_prior("tv", kind="classical", make=lambda lam, _: lam * TV(warm_start=True), lam_at_reference=1e-3,
+    return lam * TV(warm_start=True)
+
+
+def _wavelet(lam: float, _: Any) -> Any:
+    from priors import Wavelet
+
+    return lam * Wavelet()
+
+
+def _tikhonov(lam: float, _: Any) -> Any:
+    from priors import Tikhonov
+
+    return lam * Tikhonov(gradient=True)
+
+
+def _register_builtin_priors() -> None:
+    register_prior("tv", kind="classical", make=_tv, lam_at_reference=1e-3,
                    label="TV", description="total variation (isotropic), prox by an inner dual solver")
-    register_prior("wavelet", kind="classical", make=lambda lam, _: lam * Wavelet(), lam_at_reference=2e-3,
+    register_prior("wavelet", kind="classical", make=_wavelet, lam_at_reference=2e-3,
                    description="orthonormal db4 wavelets, 3 levels, l1 on the details")
-    register_prior("tikhonov", kind="classical", make=lambda lam, _: lam * Tikhonov(gradient=True),
+    register_prior("tikhonov", kind="classical", make=_tikhonov,
                    lam_at_reference=1e-2, description="gradient-l2, 1/2 ||grad x||^2")
     register_prior("bm3d", kind="denoiser", load=_load_bm3d, label="BM3D",
                    description="BM3D denoiser in Plug-and-Play (needs the bm3d extra)")
@@ -394,34 +409,57 @@ def _register_builtin_priors() -> None:
 class RegisteredAlgorithm:
     """One algorithm the job layer can run: its class and the job layer's step unit.
 
-    The class (a :class:`pnp.run.Algorithm` subclass) owns its theory: ``cls.theory`` is the
-    theorem :meth:`~pnp.run.Algorithm.check_assumptions` reports and ``cls.theory.step_bound``
-    the step bound the constructor enforces.
-
     Parameters
     ----------
     name : str
         Lower-case name used in configs and on the command line.
-    cls : type
-        The algorithm class, constructed as ``cls(problem, prior, step=, relaxation=, unsafe=, accelerate=)``.
+    target : type or str
+        The algorithm class (a :class:`pnp.run.Algorithm` subclass), or where to import it from,
+        ``"module:Class"`` (imported when the entry is first used: listing names costs nothing).
+        Constructed as ``cls(problem, prior, step=, relaxation=, unsafe=, accelerate=)``.
     description : str
         One line for listings.
     """
 
     name: str
-    cls: type
+    target: Any
     description: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or self.name != self.name.strip().lower():
             raise ValueError(f"algorithm name must be a non-empty lower-case string, got {self.name!r}")
-        if not (isinstance(self.cls, type) and issubclass(self.cls, Algorithm)):
-            raise ValueError(f"algorithm {self.name!r}: cls must be a subclass of pnp.run.Algorithm, got {self.cls!r}")
+        if isinstance(self.target, str):
+            module, _, attribute = self.target.partition(":")
+            if not module or not attribute:
+                raise ValueError(f"algorithm {self.name!r}: target must be a class or 'module:Class', "
+                                 f"got {self.target!r}")
+        else:
+            _check_algorithm_class(self.name, self.target)
+
+    @property
+    def cls(self) -> type:
+        """The algorithm class (imported on first use when registered as ``"module:Class"``)."""
+        if not isinstance(self.target, str):
+            return self.target
+        cls = _IMPORTED.get(self.target)
+        if cls is None:
+            import importlib
+
+            module, _, attribute = self.target.partition(":")
+            try:
+                cls = getattr(importlib.import_module(module), attribute)
+            except (ImportError, AttributeError) as exc:
+                raise ImportError(f"algorithm {self.name!r}: cannot import {self.target} ({exc})") from None
+            _check_algorithm_class(self.name, cls)
+            _IMPORTED[self.target] = cls
+        return cls
 
     @property
     def accelerable(self) -> bool:
         """True when safeguarded Anderson acceleration (:mod:`pnp.acceleration`) knows the iteration map."""
-        return self.cls.name in SUPPORTED_ALGORITHMS
+        from pnp.acceleration import accelerable
+
+        return accelerable(self.cls)
 
     @property
     def step_rule(self) -> str:
@@ -438,6 +476,8 @@ class RegisteredAlgorithm:
               unsafe: bool = False, accelerate: str = "none", restart: str = "none") -> Any:
         """The algorithm instance; ``accelerate="anderson"`` is refused where the class has no accelerated
         form, and ``restart`` other than ``"none"`` where it has no momentum to restart."""
+        from pnp.acceleration import refusal
+
         extra: dict[str, Any] = {}
         if self.accelerable:
             extra["accelerate"] = accelerate
@@ -452,11 +492,20 @@ class RegisteredAlgorithm:
 
 #: The registered algorithms by name (builtins below; :func:`register_algorithm` adds more).
 ALGORITHMS: dict[str, RegisteredAlgorithm] = {}
+#: Classes of entries registered as ``"module:Class"``, once imported.
+_IMPORTED: dict[str, type] = {}
 
 
-def register_algorithm(name: str, cls: type, *, description: str = "",
+def _check_algorithm_class(name: str, cls: Any) -> None:
+    from pnp.run import Algorithm
+
+    if not (isinstance(cls, type) and issubclass(cls, Algorithm)):
+        raise ValueError(f"algorithm {name!r}: cls must be a subclass of pnp.run.Algorithm, got {cls!r}")
+
+
+def register_algorithm(name: str, cls: type | str, *, description: str = "",
                        replace_existing: bool = False) -> RegisteredAlgorithm:
-    """Add an algorithm class to :data:`ALGORITHMS`.
+    """Add an algorithm class (or ``"module:Class"``, imported when first used) to :data:`ALGORITHMS`.
 
     Examples
     --------
@@ -489,10 +538,10 @@ def algorithm_entry(name: str) -> RegisteredAlgorithm:
 
 
 def _register_builtin_algorithms() -> None:
-    for cls, text in ((PGD, "proximal gradient (forward-backward)"), (FISTA, "accelerated proximal gradient"),
-                      (ADMM, "alternating direction method of multipliers"), (DRS, "Douglas-Rachford splitting"),
-                      (HQS, "half-quadratic splitting"), (PDHG, "primal-dual hybrid gradient")):
-        register_algorithm(cls.name.lower(), cls, description=text)
+    for name, text in (("PGD", "proximal gradient (forward-backward)"), ("FISTA", "accelerated proximal gradient"),
+                       ("ADMM", "alternating direction method of multipliers"), ("DRS", "Douglas-Rachford splitting"),
+                       ("HQS", "half-quadratic splitting"), ("PDHG", "primal-dual hybrid gradient")):
+        register_algorithm(name.lower(), f"pnp.algorithms:{name}", description=text)
 
 
 class _Classes(Mapping):

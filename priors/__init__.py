@@ -1,10 +1,40 @@
 """Priors: classical convex functionals, classical denoisers and the Plug-and-Play prior wrapper."""
 
-from .base import Certificate, Prior
-from .classical import TV, Box, NonNegative, Tikhonov, Wavelet
-from .denoisers import BM3DDenoiser, TVDenoiser, WaveletDenoiser
-from .pnp_prior import DenoiserPrior, denoiser_at_level, trained_sigma_range
-from .tv import TVProxInfo, tv_prox, tv_value
+import sys
+import types
+
+from operators._lazy import lazy_exports
+
+# Public names -> the submodule that defines them, imported on first use (operators/_lazy.py):
+# `import priors` itself loads no torch.
+_EXPORTS: dict[str, str] = {
+    "Certificate": ".base",
+    "Prior": ".base",
+    "TV": ".classical",
+    "Box": ".classical",
+    "NonNegative": ".classical",
+    "Tikhonov": ".classical",
+    "Wavelet": ".classical",
+    "BM3DDenoiser": ".denoisers",
+    "TVDenoiser": ".denoisers",
+    "WaveletDenoiser": ".denoisers",
+    "DenoiserPrior": ".pnp_prior",
+    "denoiser_at_level": ".pnp_prior",
+    "trained_sigma_range": ".pnp_prior",
+    "TVProxInfo": ".tv",
+    "tv_prox": ".tv",
+    "tv_value": ".tv",
+    "AveragedResNet": ".averaged",
+    "AveragedResNetConfig": ".averaged",
+    "GradientStepBlock": ".averaged",
+    "composed_alpha": ".averaged",
+    "DnCNN": ".baselines",
+    "certify": ".certify",
+    "empirical_lipschitz": ".certify",
+    "load_checkpoint": ".pretrained",
+    "load_pretrained": ".pretrained",
+    "pretrained_names": ".pretrained",
+}
 
 __all__ = [
     "Certificate",
@@ -23,15 +53,6 @@ __all__ = [
     "tv_prox",
     "tv_value",
     "TVProxInfo",
-]
-
-# Learned part: the averaged gradient-step network, its certificate, training and shipped weights.
-from .averaged import AveragedResNet, AveragedResNetConfig, GradientStepBlock, composed_alpha  # noqa: E402
-from .baselines import DnCNN  # noqa: E402
-from .certify import certify, empirical_lipschitz  # noqa: E402
-from .pretrained import load_checkpoint, load_pretrained, pretrained_names  # noqa: E402
-
-__all__ += [
     "AveragedResNet",
     "AveragedResNetConfig",
     "GradientStepBlock",
@@ -43,3 +64,23 @@ __all__ += [
     "load_pretrained",
     "pretrained_names",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+
+
+class _Package(types.ModuleType):
+    """``priors.certify`` names the function :func:`priors.certify.certify`, also after its submodule of the
+    same name is imported (the import system binds a submodule on its package: the binding is ignored)."""
+
+    @property
+    def certify(self):  # noqa: D401 - a module attribute
+        from .certify import certify
+
+        return certify
+
+    @certify.setter
+    def certify(self, value) -> None:
+        pass
+
+
+sys.modules[__name__].__class__ = _Package

@@ -8,17 +8,25 @@ Examples
 inf
 """
 
-from .images import (
-    OTHER_IMAGES,
-    TEST_SPLIT,
-    TRAINING_POOL,
-    available_images,
-    load_image,
-    training_pool_names,
-)
-from .metrics import psnr, ssim
-from .problem import InverseProblem
-from .spec import ProblemSpec, bundled_spec_names, bundled_spec_path, load_yaml_mapping
+from operators._lazy import lazy_exports
+
+# Public names -> the submodule that defines them, imported on first use (operators/_lazy.py):
+# `import problems` itself loads no torch.
+_EXPORTS: dict[str, str] = {
+    "OTHER_IMAGES": ".images",
+    "TEST_SPLIT": ".images",
+    "TRAINING_POOL": ".images",
+    "available_images": ".images",
+    "load_image": ".images",
+    "training_pool_names": ".images",
+    "psnr": ".metrics",
+    "ssim": ".metrics",
+    "InverseProblem": ".problem",
+    "ProblemSpec": ".spec",
+    "bundled_spec_names": ".spec",
+    "bundled_spec_path": ".spec",
+    "load_yaml_mapping": ".spec",
+}
 
 __all__ = [
     "InverseProblem",
@@ -35,3 +43,5 @@ __all__ = [
     "bundled_spec_names",
     "bundled_spec_path",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
