@@ -25,7 +25,7 @@ _EXPORTS: dict[str, str] = {
     "AdjointOperator": ".base",
     "ComposedOperator": ".base",
     "GramOperator": ".base",
-    "Identity": ".base",
+    "Identity": ".identity",
     "LinearOperator": ".base",
     "ScaledOperator": ".base",
     "SumOperator": ".base",

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .base import LinearOperator, Shape
+from .io import first_line
 
 __all__ = ["FunctionOperator", "DeepinvOperator", "from_deepinv", "to_deepinv"]
 
@@ -30,7 +31,10 @@ class FunctionOperator(LinearOperator):
     (batch size, dtype, device) and reused (one extra forward pass the first time).
 
     ``fn`` must be linear (no bias, no clipping) and fixed: if it closes over parameters that
-    you later modify, build a new operator. ``adjoint_test()`` detects most mistakes.
+    you later modify, build a new operator. Linearity is not assumed: before a convergence theorem
+    is applied, :meth:`~operators.base.LinearOperator.check_linearity` tests it (homogeneity,
+    additivity, adjoint) on random inputs, and a function that fails (``x**2``, ``x + 1``, a
+    ``x.detach()`` whose autograd adjoint is zero) gets "no guarantee" with the failing test named.
 
     Parameters
     ----------
@@ -82,8 +86,13 @@ class FunctionOperator(LinearOperator):
         key = (batch, dtype, device)
         if key not in self._vjps:
             shape = (batch, *self.in_shape[1:])
-            with torch.enable_grad():
-                out, vjp_fn = torch.func.vjp(self.fn, torch.zeros(shape, dtype=dtype, device=device))
+            try:
+                with torch.enable_grad():
+                    out, vjp_fn = torch.func.vjp(self.fn, torch.zeros(shape, dtype=dtype, device=device))
+            except Exception as exc:  # e.g. fn leaves torch (numpy): autograd cannot derive its adjoint
+                raise ValueError(f"{self!r}: the adjoint cannot be derived by automatic differentiation "
+                                 f"({type(exc).__name__}: {first_line(exc)}); build fn from differentiable torch "
+                                 "operations") from None
             self._vjps[key] = (tuple(out.shape), vjp_fn)
         return self._vjps[key]
 
@@ -379,6 +388,10 @@ class DeepinvOperator(LinearOperator):
     # ---------------------------------------------------------------- diagnostics
     def _work_dtype(self, requested: torch.dtype | None) -> torch.dtype:
         return self.dtype or requested or torch.float64
+
+    def _check_dtype(self, dtype: torch.dtype | None) -> torch.dtype:
+        # check_linearity runs in the physics' own dtype, as norm() and adjoint_test() do
+        return self._work_dtype(dtype)
 
     @staticmethod
     def _fitted_tol(tol: float, dtype: torch.dtype) -> float:

@@ -22,6 +22,7 @@ Every operator also provides
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 
@@ -39,7 +40,6 @@ __all__ = [
     "SumOperator",
     "ScaledOperator",
     "GramOperator",
-    "Identity",
     "conjugate_gradient",
 ]
 
@@ -83,6 +83,11 @@ class LinearOperator:
     has_closed_form_normal: bool = False
     has_closed_form_normal_adjoint: bool = False
     shape_preserving: bool = False
+    #: True on a class whose forward/adjoint pair the project's tests check (tests/test_hypotheses.py runs
+    #: :meth:`check_linearity` on every such class), so that a theorem trusts it without the runtime
+    #: test. Only the class that sets it counts: a subclass, which may change forward or adjoint, is
+    #: tested at run time again.
+    verified_by_tests: bool = False
     # Operators are not arrays: keep numpy from hijacking ``ndarray * A``.
     __array_ufunc__ = None
 
@@ -220,8 +225,17 @@ class LinearOperator:
         if value is None:
             shape = self._resolve_shape(shape, "norm")
             value = self._power_norm(shape, tol=tol, max_iter=max_iter, dtype=dtype)
-        self._norm_cache[key] = float(value)
-        return float(value)
+        value = self._finite_norm(value)
+        self._norm_cache[key] = value
+        return value
+
+    def _finite_norm(self, value) -> float:
+        """``value`` as a float once it is finite; a NaN or infinite ``||A||`` is refused in one line."""
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"{self!r}.norm() is {value}: the operator or its adjoint produces NaN or Inf, so no "
+                             "step bound can be derived from it; check the operator's weights and its forward/adjoint")
+        return value
 
     def _power_norm(self, shape: Shape, *, tol: float, max_iter: int, dtype: torch.dtype) -> float:
         found = power_iteration(self._gram_forward, shape, tol=tol, max_iter=max_iter, dtype=dtype,
@@ -263,6 +277,59 @@ class LinearOperator:
         """
         shape = self._resolve_shape(shape, "adjoint_test")
         return adjoint_error(self.forward, self.adjoint, shape, dtype=dtype, seed=seed)
+
+    # ------------------------------------------------------- linearity (theorem hypotheses)
+    def _parts(self) -> tuple[LinearOperator, ...]:
+        """The operators this one is built from (compositions, sums, scalings); none for a leaf."""
+        return ()
+
+    def _verified_by_tests(self) -> bool:
+        """Whether this very class declares :attr:`verified_by_tests` and so do all its parts."""
+        return bool(type(self).__dict__.get("verified_by_tests", False)) and all(
+            p._verified_by_tests() for p in self._parts())
+
+    def _check_dtype(self, dtype: torch.dtype | None) -> torch.dtype:
+        """The dtype :meth:`check_linearity` runs in when ``dtype`` is asked for (float64 by default)."""
+        return dtype or torch.float64
+
+    def check_linearity(self, shape: Shape | None = None, *, dtype: torch.dtype | None = None, seed: int = 0,
+                        force: bool = False):
+        """Whether ``A`` is linear and :meth:`adjoint` its adjoint: the hypotheses every theorem needs.
+
+        An operator whose class (and every part) declares :attr:`verified_by_tests` is trusted
+        without a test, unless ``force``. Otherwise a seeded randomised test
+        (:func:`operators.checks.linearity_check`: homogeneity, additivity, two relative adjoint
+        tests, tolerance ``1000 eps`` of the dtype), then ``||A||`` must be finite. The outcome is
+        cached on the instance per ``(shape, dtype, seed)``; a failure is returned, not raised (a
+        theorem then lacks its hypothesis), except a NaN ``||A||``, which :meth:`norm` refuses.
+
+        Returns
+        -------
+        operators.checks.LinearityCheck
+
+        Examples
+        --------
+        >>> from operators import FunctionOperator
+        >>> r = FunctionOperator(lambda x: x + 1, in_shape=(1, 1, 8, 8), name="shift").check_linearity()
+        >>> r.holds, r.failure.split(":")[0]
+        (False, 'FunctionOperator(shift, in_shape=(1, 1, 8, 8)) is not linear')
+        """
+        from .checks import LinearityCheck, linearity_check, linearity_tolerance
+
+        shape = self._resolve_shape(shape, "check_linearity")
+        work = self._check_dtype(dtype)
+        if not force and self._verified_by_tests():
+            return LinearityCheck(operator=repr(self), holds=True, tol=linearity_tolerance(work),
+                                  dtype=str(work).replace("torch.", ""), verified_by_tests=True)
+        cache = self.__dict__.setdefault("_linearity_cache", {})
+        key = (shape, work, int(seed))
+        if key not in cache:
+            result = linearity_check(self.forward, self.adjoint, shape, dtype=work, device=getattr(self, "device", None),
+                                     seed=seed, name=repr(self))
+            if result.holds:
+                result = dataclasses.replace(result, norm=self.norm(shape))
+            cache[key] = result
+        return cache[key]
 
     # ------------------------------------------------------------ normal equations
     def _closed_normal(self, b: Tensor, rho: float) -> Tensor | None:
@@ -340,6 +407,8 @@ class AdjointOperator(LinearOperator):
     True
     """
 
+    verified_by_tests = True  # exact when op is (its parts are checked)
+
     def __init__(self, op: LinearOperator) -> None:
         super().__init__(in_shape=op.out_shape, out_shape=op.in_shape)
         if op.shape_preserving and op.in_shape is not None:
@@ -354,6 +423,9 @@ class AdjointOperator(LinearOperator):
 
     def adjoint(self, y: Tensor) -> Tensor:
         return self.op.forward(y)
+
+    def _parts(self) -> tuple[LinearOperator, ...]:
+        return (self.op,)
 
     @property
     def T(self) -> LinearOperator:
@@ -408,6 +480,11 @@ class ComposedOperator(LinearOperator):
         self.outer, self.inner = outer, inner
         self.shape_preserving = outer.shape_preserving and inner.shape_preserving
 
+    verified_by_tests = True  # exact when its parts are
+
+    def _parts(self) -> tuple[LinearOperator, ...]:
+        return (self.outer, self.inner)
+
     def forward(self, x: Tensor) -> Tensor:
         return self.outer.forward(self.inner.forward(x))
 
@@ -443,6 +520,11 @@ class SumOperator(LinearOperator):
         )
         self.left, self.right = left, right
         self.shape_preserving = left.shape_preserving and right.shape_preserving
+
+    verified_by_tests = True  # exact when its parts are
+
+    def _parts(self) -> tuple[LinearOperator, ...]:
+        return (self.left, self.right)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.left.forward(x) + self.right.forward(x)
@@ -483,6 +565,11 @@ class ScaledOperator(LinearOperator):
         self.has_closed_form_normal = op.has_closed_form_normal or self.scale == 0.0
         self.has_closed_form_normal_adjoint = op.has_closed_form_normal_adjoint or self.scale == 0.0
 
+    verified_by_tests = True  # exact when op is
+
+    def _parts(self) -> tuple[LinearOperator, ...]:
+        return (self.op,)
+
     def forward(self, x: Tensor) -> Tensor:
         return self.scale * self.op.forward(x)
 
@@ -499,7 +586,7 @@ class ScaledOperator(LinearOperator):
     def norm(self, shape=None, *, tol=1e-7, max_iter=5000, dtype=torch.float64) -> float:
         if self.scale == 0.0:
             return 0.0
-        return abs(self.scale) * self.op.norm(shape, tol=tol, max_iter=max_iter, dtype=dtype)
+        return self._finite_norm(abs(self.scale) * self.op.norm(shape, tol=tol, max_iter=max_iter, dtype=dtype))
 
     def _closed_normal(self, b, rho):
         # (c^2 A^T A + rho) x = b  <=>  (A^T A + rho / c^2) x = b / c^2
@@ -541,6 +628,11 @@ class GramOperator(LinearOperator):
         self.op = op
         self.shape_preserving = True
 
+    verified_by_tests = True  # exact when op is
+
+    def _parts(self) -> tuple[LinearOperator, ...]:
+        return (self.op,)
+
     def forward(self, x: Tensor) -> Tensor:
         return self.op._gram_forward(x)
 
@@ -555,49 +647,3 @@ class GramOperator(LinearOperator):
 
     def __repr__(self) -> str:
         return f"gram({self.op!r})"
-
-
-class Identity(LinearOperator):
-    """The identity operator (denoising problems).
-
-    Parameters
-    ----------
-    in_shape : tuple of int, optional
-        Fixed ``(B, C, H, W)`` shape, if any.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from operators import Identity
-    >>> I = Identity()
-    >>> x = torch.rand(1, 3, 4, 4)
-    >>> bool(torch.equal(I(x), x)), I.norm()
-    (True, 1.0)
-    """
-
-    has_closed_form_normal = True
-    has_closed_form_normal_adjoint = True
-    shape_preserving = True
-
-    def __init__(self, *, in_shape: Shape | None = None) -> None:
-        super().__init__(in_shape=in_shape, out_shape=in_shape)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x
-
-    def adjoint(self, y: Tensor) -> Tensor:
-        return y
-
-    def _gram_forward(self, x: Tensor) -> Tensor:
-        return x
-
-    def gram(self) -> LinearOperator:
-        return self
-
-    def _exact_norm(self, shape, dtype):
-        return 1.0
-
-    def _closed_normal(self, b, rho):
-        return b / (1.0 + rho)
-
-    _closed_normal_adjoint = _closed_normal

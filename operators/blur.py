@@ -121,6 +121,7 @@ class Blur(LinearOperator):
     """
 
     shape_preserving = True
+    verified_by_tests = True  # every boundary: tests/test_hypotheses.py, tests/test_operators.py
 
     def __init__(self, kernel, *, boundary: str = "circular", in_shape: Shape | None = None) -> None:
         if boundary not in BOUNDARIES:

@@ -11,7 +11,8 @@ import math
 import torch
 from torch import Tensor
 
-from .base import Identity, LinearOperator, ScaledOperator
+from .base import LinearOperator, ScaledOperator
+from .identity import Identity
 from .checks import check_tau
 from .sampling import Inpainting
 
@@ -44,6 +45,8 @@ class DataFidelity:
     has_prox: bool = False
     smooth: bool = False
     convex: bool = False
+    #: True when :meth:`data_prox` (the prox in ``z = A x``) is available: splittings with ``z = A x``
+    has_data_prox: bool = False
 
     def __init__(self, operator: LinearOperator, y: Tensor) -> None:
         if not isinstance(operator, LinearOperator):
@@ -69,6 +72,26 @@ class DataFidelity:
 
     def lipschitz_grad(self) -> float | None:
         """Lipschitz constant of ``nabla f``, or None when it is not globally Lipschitz."""
+        return None
+
+    def data_prox(self, u: Tensor, tau: float) -> Tensor:
+        """``argmin_z 1/2 ||z - u||^2 + tau F(z)``: the prox of the data term as a function of ``z = A x``.
+
+        ``f(x) = F(A x)``; splitting algorithms that introduce ``z = A x`` (ADMM, DRS and PDHG in
+        :mod:`pnp.algorithms`) need only this prox, whatever ``A`` is."""
+        raise NotImplementedError(f"{type(self).__name__} has no data_prox (has_data_prox is False)")
+
+    def data_prox_conj(self, p: Tensor, sigma: float) -> Tensor:
+        """``prox_{sigma F*}(p)`` by Moreau's identity ``p - sigma prox_{F/sigma}(p / sigma)``
+        (Bauschke & Combettes 2017, Thm 14.3): the dual step of a primal-dual method on ``F(A x)``."""
+        sigma = check_tau(sigma, allow_zero=False)
+        return p - sigma * self.data_prox(p / sigma, 1.0 / sigma)
+
+    def data_curvature(self) -> float | None:
+        """A typical second derivative of ``F`` near the data (None when unknown).
+
+        Sets the scale of the default penalty / dual steps of the splittings with ``z = A x``
+        (the counterpart of ``1/L`` for a data term without a Lipschitz gradient)."""
         return None
 
     def _x_shape(self) -> tuple[int, ...]:
@@ -115,6 +138,7 @@ class L2Fidelity(DataFidelity):
     has_prox = True
     smooth = True
     convex = True
+    has_data_prox = True
 
     def __init__(self, operator: LinearOperator, y: Tensor, *, cg_tol: float = 1e-6, cg_max_iter: int = 500) -> None:
         super().__init__(operator, y)
@@ -160,6 +184,15 @@ class L2Fidelity(DataFidelity):
         """``||A||^2`` (the norm being exact or a power-iteration upper estimate)."""
         return self.operator.norm(self._x_shape()) ** 2
 
+    def data_prox(self, u: Tensor, tau: float) -> Tensor:
+        """``(u + tau y) / (1 + tau)``, the prox of ``F(z) = 1/2 ||z - y||^2``."""
+        tau = check_tau(tau, allow_zero=False)
+        return (u + tau * self.y.to(u.dtype)) / (1.0 + tau)
+
+    def data_curvature(self) -> float:
+        """1: ``F(z) = 1/2 ||z - y||^2`` has the identity as Hessian."""
+        return 1.0
+
 
 def _diagonal(op: LinearOperator):
     """``(scale, mask)`` when ``op`` is ``c * Identity`` or ``c * Inpainting``, else None."""
@@ -171,6 +204,18 @@ def _diagonal(op: LinearOperator):
     if isinstance(op, Inpainting):
         return scale, op
     return None
+
+
+def _positive_root(b: Tensor, c: Tensor) -> Tensor:
+    """The root ``u >= 0`` of ``u^2 - b u - c = 0`` for ``c >= 0``, without cancellation.
+
+    ``(b + sqrt(b^2 + 4c)) / 2`` where ``b >= 0``; the equal ``2c / (sqrt(b^2 + 4c) - b)`` where
+    ``b < 0`` (the first form loses every digit when ``|b|`` dwarfs ``c``). ``c = 0`` gives
+    ``max(b, 0)``."""
+    s = torch.sqrt(b * b + 4.0 * c)
+    neg = b < 0
+    den = torch.where(neg, s - b, torch.ones_like(s))  # s - b >= 2|b| > 0 where b < 0
+    return torch.where(neg, 2.0 * c / den, 0.5 * (b + s))
 
 
 class PoissonNLL(DataFidelity):
@@ -190,8 +235,13 @@ class PoissonNLL(DataFidelity):
     The gradient ``(1 / gain) A^T (1 - y / (A x + offset))`` is not globally Lipschitz
     (``smooth = False``, ``lipschitz_grad() = None``). The prox is exact, in closed form, when
     ``A`` is diagonal (identity or an inpainting mask, possibly scaled): per pixel it is the
-    positive root of a quadratic. For other operators ``has_prox`` is False -- use a splitting
-    with ``z = A x`` (ADMM / PDHG) and apply this prox with ``operator=Identity()``.
+    positive root of a quadratic. For other operators ``has_prox`` is False, and the splittings
+    with ``z = A x`` (ADMM, DRS, PDHG in :mod:`pnp.algorithms`) use :meth:`data_prox`, the same
+    closed form for ``F(z) = (1 / gain) sum(z + offset - y log(z + offset))``, and, for PDHG, its
+    conjugate's prox by Moreau's identity (:meth:`data_prox_conj`).
+
+    Pixels with ``y = 0`` have ``F(z) = (z + offset) / gain`` on ``z >= -offset``: their prox is
+    ``max(u - tau / gain, -offset)``, the root formula with a zero constant term.
 
     Parameters
     ----------
@@ -214,10 +264,14 @@ class PoissonNLL(DataFidelity):
     True
     >>> f.has_prox, f.smooth
     (True, False)
+    >>> z = f.data_prox(torch.zeros_like(y), 0.02)  # optimality: z - 0 + (0.02 / gain) (1 - y / (z + offset)) = 0
+    >>> bool(torch.allclose(z + 2.0 * (1 - y / (z + f.offset)), torch.zeros_like(z), atol=1e-5))
+    True
     """
 
     smooth = False
     convex = True  # -y log(Ax + b) + (Ax + b): convex in x for y >= 0
+    has_data_prox = True
 
     def __init__(self, operator: LinearOperator, y: Tensor, *, gain: float, offset: float = 1e-6) -> None:
         super().__init__(operator, y)
@@ -258,11 +312,25 @@ class PoissonNLL(DataFidelity):
         y = self.y.to(v.dtype)
         t = tau / self.gain
         # per pixel, u = m x + offset solves u^2 - (offset + m v - t m^2) u - t m^2 y = 0
-        bq = self.offset + m * v - t * m * m
-        u = 0.5 * (bq + torch.sqrt(bq * bq + 4.0 * t * m * m * y))
+        u = _positive_root(self.offset + m * v - t * m * m, t * m * m * y)
         safe_m = torch.where(m != 0, m, torch.ones_like(m))
         x = torch.where(m != 0, (u - self.offset) / safe_m, v)
         return x
+
+    def data_prox(self, u: Tensor, tau: float) -> Tensor:
+        """``argmin_z 1/2 ||z - u||^2 + (tau / gain) sum(z + offset - y log(z + offset))``, per pixel in
+        closed form: ``w = z + offset`` is the positive root of ``w^2 - (u + offset - t) w - t y = 0``
+        with ``t = tau / gain`` (the optimality condition ``z - u + t (1 - y / w) = 0`` times ``w``)."""
+        tau = check_tau(tau, allow_zero=False)
+        t = tau / self.gain
+        y = self.y.to(u.dtype)
+        return _positive_root(u + self.offset - t, t * y) - self.offset
+
+    def data_curvature(self) -> float:
+        """``1 / (gain * mean(y))``: ``F''(z) = y / (gain (z + offset)^2)`` at ``z + offset = y``, for the
+        mean intensity (at least one count, ``gain``, so that empty data keep a finite scale)."""
+        mean = float(self.y.double().mean())
+        return 1.0 / (self.gain * max(mean, self.gain))
 
 
 class PenalizedFidelity(DataFidelity):

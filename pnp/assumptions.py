@@ -19,6 +19,13 @@ Each algorithm class owns its theorem: its ``theory`` attribute is a :class:`The
 :class:`HalfQuadratic`, :class:`PrimalDual`) that writes the report and carries the step bound the
 algorithm enforces; :func:`check_assumptions` finds it by the class's ``name``.
 
+Hypotheses fail closed. The data term's operator enters every theorem as a linear map with its
+adjoint: it is tested (:meth:`operators.base.LinearOperator.check_linearity`, randomised, tolerance
+``1000 eps`` of the dtype) unless its class is verified by the project's tests, and a failure gives
+"no guarantee" naming the test. A subclass that overrides ``update()`` without declaring its own
+``theory`` runs another iteration than its parent's theorem covers: "no guarantee"
+(:func:`update_override`).
+
 Layout: the report types live in :mod:`pnp.assumptions_report`, the term descriptions, shared
 hypotheses and the :class:`Theory` base in :mod:`pnp.assumptions_terms`, the theorems in
 :mod:`pnp.assumptions_rules`, the name registry in :mod:`pnp.assumptions_registry`; this module
@@ -48,7 +55,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pnp.assumptions_registry import _THEORIES, register_entry
+from pnp.assumptions_registry import algorithm_named, register_entry, theories
 from pnp.assumptions_report import VERDICTS, AssumptionReport, Hypothesis, compose_alpha, withdraw
 from pnp.assumptions_rules import (
     AcceleratedForwardBackward,
@@ -57,7 +64,17 @@ from pnp.assumptions_rules import (
     HalfQuadratic,
     PrimalDual,
 )
-from pnp.assumptions_terms import RunSettings, StepBound, Theory, describe_fidelity, describe_prior
+from pnp.assumptions_terms import (
+    UPDATE_HYPOTHESIS,
+    RunSettings,
+    StepBound,
+    Theory,
+    describe_fidelity,
+    describe_prior,
+    no_theorem_report,
+    operator_hypothesis,
+    update_override,
+)
 
 __all__ = [
     "Hypothesis",
@@ -75,7 +92,18 @@ __all__ = [
     "compose_alpha",
     "withdraw",
     "VERDICTS",
+    "operator_hypothesis",
+    "update_override",
+    "update_hypothesis_report",
 ]
+
+
+def update_hypothesis_report(cls: type, name: str, unsafe: bool = False) -> AssumptionReport | None:
+    """"no guarantee" for an algorithm class that overrides ``update()`` without its own theory, else None."""
+    why = update_override(cls)
+    if why is None:
+        return None
+    return no_theorem_report(name, Hypothesis(UPDATE_HYPOTHESIS, False, why), unsafe=unsafe)
 
 
 def register_theory(name: str, theory: Theory) -> None:
@@ -102,6 +130,8 @@ def check_assumptions(
     momentum: float = 3.0,
     unsafe: bool = False,
     restart: str = "none",
+    split: str | None = None,
+    smooth_lipschitz: float | None = None,
 ) -> AssumptionReport:
     """Report which convergence theorem applies to ``algorithm`` on ``f + g`` and whether it holds.
 
@@ -129,6 +159,11 @@ def check_assumptions(
         FISTA parameter ``a`` (Chambolle–Dossal).
     restart : {"none", "gradient", "function"}
         FISTA's adaptive restart scheme (:mod:`pnp.restart`).
+    split : str, optional
+        How ADMM / DRS / PDHG run the data term through ``z = A x`` (a description; by default ADMM and
+        DRS split a data term without a prox that has one in ``z``, see :func:`pnp.algorithms.split_form`).
+    smooth_lipschitz : float, optional
+        PDHG with the split: Lipschitz constant of the prior's gradient when the iteration takes it.
     unsafe : bool
         Whether the algorithm runs with ``unsafe=True`` (recorded in the report).
 
@@ -148,10 +183,15 @@ def check_assumptions(
     >>> check_assumptions("PGD", F(), G(), step=1.0).verdict
     'guaranteed'
     """
-    entry = _THEORIES.get(str(algorithm).upper())
+    entry = theories().get(str(algorithm).upper())
     if entry is None:
-        raise ValueError(f"algorithm must be one of {', '.join(n for n, _ in _THEORIES.values())}, got {algorithm!r}")
+        raise ValueError(f"algorithm must be one of {', '.join(n for n, _ in theories().values())}, got {algorithm!r}")
     name, theory = entry
+    cls = algorithm_named(name)
+    overridden = None if cls is None else update_hypothesis_report(cls, name, unsafe)
+    if overridden is not None:  # the class registered under this name runs another iteration
+        return overridden
     return theory.assess(name, fidelity, prior, step=step, relaxation=relaxation, L=L, dual_step=dual_step,
-                         op_norm_sq=op_norm_sq, momentum=momentum, unsafe=unsafe, restart=restart)
+                         op_norm_sq=op_norm_sq, momentum=momentum, unsafe=unsafe, restart=restart, split=split,
+                         smooth_lipschitz=smooth_lipschitz)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["register_entry", "register_class", "theory_named", "algorithm_named", "algorithm_classes"]
+__all__ = ["register_entry", "register_class", "theories", "theory_named", "algorithm_named", "algorithm_classes"]
 
 # name (upper case) -> (name as declared, theory); read by pnp.assumptions.check_assumptions
 _THEORIES: dict[str, tuple[str, Any]] = {}
@@ -35,17 +35,35 @@ def register_class(cls: type) -> None:
     _CLASSES[str(cls.name).upper()] = cls
 
 
+def _load_builtins() -> None:
+    # the package loads its modules lazily: the built-in classes enter these tables when
+    # pnp.algorithms is first imported, which a lookup by name does here if nobody has yet
+    if "PGD" not in _CLASSES:
+        import importlib
+
+        importlib.import_module("pnp.algorithms")
+
+
+def theories() -> dict[str, tuple[str, Any]]:
+    """``{NAME: (name as declared, theory)}`` of every registered theorem (built-ins loaded)."""
+    _load_builtins()
+    return _THEORIES
+
+
 def theory_named(name: str) -> Any:
     """The theorem registered under ``name`` (any case), or None."""
+    _load_builtins()
     entry = _THEORIES.get(str(name).upper())
     return None if entry is None else entry[1]
 
 
 def algorithm_named(name: str) -> type | None:
     """The algorithm class registered under ``name`` (any case), or None."""
+    _load_builtins()
     return _CLASSES.get(str(name).upper())
 
 
 def algorithm_classes() -> tuple[type, ...]:
     """Every registered algorithm class, in the order their names were first defined."""
+    _load_builtins()
     return tuple(_CLASSES.values())

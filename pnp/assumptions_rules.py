@@ -155,18 +155,48 @@ def _report_fista(alg: str, f: FidelityInfo, p: PriorInfo, step: float, a: float
                             reason, None, None, unsafe and verdict != "guaranteed", params)
 
 
+def _split_of(f: FidelityInfo, s: RunSettings) -> str | None:
+    """How the data term runs through z = A x: the algorithm's description, or None when it does not split.
+
+    A check by name (no algorithm instance) splits exactly where the algorithms do for ADMM / DRS:
+    a data term without a prox that has one in z = A x."""
+    if s.split is not None:
+        return s.split
+    if not f.has_prox and f.has_data_prox:
+        return f"data term {f.name} through z = A x (its prox in z)"
+    return None
+
+
+SPLIT_ADMM = ("ADMM with the split z = A x: min F(z) + g(v) subject to (z, v) = (A x, x), x -> (A x, x) injective "
+              "(Figueiredo & Bioucas-Dias, IEEE Trans. Image Process. 19 (2010)); ADMM is Douglas-Rachford on the "
+              f"dual (Gabay 1983; Eckstein & Bertsekas, Math. Program. 55 (1992), Thm 8; {BC17}, Thm 26.11)")
+SPLIT_DRS = ("Douglas-Rachford splitting on the pairs (x, z): g(x) + F(z) and the indicator of the graph z = A x, "
+             "whose prox is the graph projection (Lions & Mercier 1979; "
+             f"{BC17}, Thm 26.11; Parikh & Boyd, Proximal Algorithms 2014, Sec. 4.4)")
+
+
 def _report_drs(alg: str, f: FidelityInfo, p: PriorInfo, step: float, relaxation: float, unsafe: bool,
-                params: dict, admm: bool, inexact: list[Hypothesis]) -> AssumptionReport:
+                params: dict, admm: bool, inexact: list[Hypothesis], split: str | None = None) -> AssumptionReport:
     if p.kind == "uncertified":
         return no_certificate_report(alg, p, params)
     fprox = "closed form" if f.prox_exact else "computed to a tolerance (or closed form)"
-    hyps = [_fidelity_prox_hypothesis(f, fprox),
-            Hypothesis("step (= 1/penalty) > 0", step > 0, f"step = {fmt(step)}", step)]
+    if split is not None:
+        params["split"] = "z = A x"
+        fid = Hypothesis("data term convex with a closed-form prox in z = A x (no Lipschitz gradient needed)",
+                         f.convex and f.has_data_prox,
+                         f"{f.name}: convex={f.convex}, prox in z {'available' if f.has_data_prox else 'missing'}; "
+                         f"{split}")
+    else:
+        fid = _fidelity_prox_hypothesis(f, fprox)
+    hyps = [fid, Hypothesis("step (= 1/penalty) > 0", step > 0, f"step = {fmt(step)}", step)]
     if p.kind == "convex":
         hyps.extend(_convex_prior_hypotheses(p, inexact))
-        theorem = (f"Douglas-Rachford splitting (Lions & Mercier 1979; {BC17}, Thm 26.11)"
-                   + ("; ADMM is Douglas-Rachford on the dual (Gabay 1983; Eckstein & Bertsekas 1992)"
-                      if admm else ""))
+        if split is not None:
+            theorem = SPLIT_ADMM if admm else SPLIT_DRS
+        else:
+            theorem = (f"Douglas-Rachford splitting (Lions & Mercier 1979; {BC17}, Thm 26.11)"
+                       + ("; ADMM is Douglas-Rachford on the dual (Gabay 1983; Eckstein & Bertsekas 1992)"
+                          if admm else ""))
         conclusion = "the governing sequence converges; the estimate converges to a minimiser of f + g when one exists"
     else:
         firm = p.alpha is not None and p.alpha <= 0.5 + 1e-12
@@ -182,6 +212,9 @@ def _report_drs(alg: str, f: FidelityInfo, p: PriorInfo, step: float, relaxation
         theorem = (f"Douglas-Rachford with a firmly nonexpansive denoiser, i.e. the resolvent of a maximally monotone "
                    f"operator ({BC17}, Ch. 23 and Thm 26.11; Ryu et al., ICML 2019"
                    + ("; PnP-ADMM is PnP-DRS after a change of variables" if admm else "") + ")")
+        if split is not None:  # (D, prox_F) is firmly nonexpansive on the pairs, the graph projection too
+            theorem = ("Douglas-Rachford on the pairs (x, z) with the firmly nonexpansive map (D, prox_F) and the "
+                       f"projection onto the graph z = A x ({BC17}, Ch. 23 and Thm 26.11; Ryu et al., ICML 2019)")
         conclusion = "the iteration map is 1/2-averaged; converges to a fixed point when one exists"
     # the Douglas-Rachford operator (I + R_g R_f)/2 is 1/2-averaged when both reflections are nonexpansive
     alpha = 0.5
@@ -225,14 +258,49 @@ def _report_hqs(alg: str, f: FidelityInfo, p: PriorInfo, step: float, relaxation
                             reason, alpha, rng, unsafe and verdict != "guaranteed", params)
 
 
+def _report_pdhg_split(alg: str, f: FidelityInfo, p: PriorInfo, step: float, dual_step: float,
+                       op_norm_sq: float | None, unsafe: bool, params: dict, admits: Callable[..., bool],
+                       split: str, smooth: float | None) -> AssumptionReport:
+    """PDHG with the data term in the dual through z = A x (Chambolle-Pock; Condat-Vu with a smooth prior)."""
+    Lg = 0.0 if smooth is None else float(smooth)
+    params.update(split="z = A x", smooth_lipschitz=smooth)
+    room = None if op_norm_sq is None else 1.0 / step - dual_step * op_norm_sq
+    prod = None if op_norm_sq is None else step * dual_step * op_norm_sq
+    hyps = [
+        Hypothesis("data term convex with a closed-form prox in z = A x (no Lipschitz gradient needed)",
+                   f.convex and f.has_data_prox,
+                   f"{f.name}: convex={f.convex}, prox in z {'available' if f.has_data_prox else 'missing'}; {split}"),
+        Hypothesis("prior convex with a prox, a linear part or a Lipschitz gradient", True, p.detail),
+        Hypothesis("1/tau - sigma * ‖K‖² > L_g/2" if smooth is not None else "tau * sigma * ‖K‖² < 1",
+                   op_norm_sq is not None and admits(step, dual_step, op_norm_sq, Lg),
+                   f"tau = {fmt(step)}, sigma = {fmt(dual_step)}, ‖K‖² <= {fmt(op_norm_sq)} (K = [A; rescaled "
+                   f"prior operator]), L_g = {fmt(Lg)}: 1/tau - sigma ‖K‖² = {fmt(room)}, "
+                   f"tau sigma ‖K‖² = {fmt(prod)}",
+                   room if smooth is not None else prod),
+    ]
+    verdict, reason = verdict_of(hyps)
+    if smooth is not None:
+        theorem = ("Primal-dual splitting with a smooth term (Condat, J. Optim. Theory Appl. 158 (2013), Thm 3.1; "
+                   "Vu, Adv. Comput. Math. 38 (2013)), the data term split z = A x and taken in the dual")
+    else:
+        theorem = ("Primal-dual hybrid gradient (Chambolle & Pock, J. Math. Imaging Vis. 2011, Thm 1, theta = 1), the "
+                   "data term split z = A x and taken in the dual")
+    conclusion = "(x_k, p_k) converges to a saddle point; x_k to a minimiser of F(A x) + g(x) when one exists"
+    return AssumptionReport(alg, verdict, theorem, tuple(hyps), conclusion if verdict == "guaranteed" else "",
+                            reason, None, None, unsafe and verdict != "guaranteed", params)
+
+
 def _report_pdhg(alg: str, f: FidelityInfo, p: PriorInfo, step: float, dual_step: float, op_norm_sq: float | None,
-                 unsafe: bool, params: dict, admits: Callable[[float, float, float], bool]) -> AssumptionReport:
+                 unsafe: bool, params: dict, admits: Callable[..., bool], split: str | None = None,
+                 smooth: float | None = None) -> AssumptionReport:
     if p.kind == "uncertified":
         return no_certificate_report(alg, p, params)
     if p.kind == "certified":
         return _no_denoiser_theorem(alg, "prior is a convex function composed with a linear operator", p, params,
                                     "no convergence theorem for PDHG with a plug-in denoiser (its dual step needs a "
                                     "convex conjugate)")
+    if split is not None:
+        return _report_pdhg_split(alg, f, p, step, dual_step, op_norm_sq, unsafe, params, admits, split, smooth)
     prod = None if op_norm_sq is None else step * dual_step * op_norm_sq
     hyps = [
         _fidelity_prox_hypothesis(f),
@@ -332,7 +400,7 @@ class DouglasRachford(Theory):
 
     def rule(self, algorithm: str, f: FidelityInfo, p: PriorInfo, s: RunSettings, params: dict) -> AssumptionReport:
         return _report_drs(algorithm, f, p, s.step, s.relaxation, s.unsafe, params, self.admm,
-                           self.inexact_hypotheses(p))
+                           self.inexact_hypotheses(p), _split_of(f, s))
 
     def anderson_averaged(self, report: AssumptionReport, relaxation: float) -> float | None:
         """The relaxed Douglas-Rachford operator is (relaxation/2)-averaged (for ADMM: the map of z = x + u)."""
@@ -364,13 +432,19 @@ class PrimalDual(Theory):
                         "safeguard measures")
 
     @staticmethod
-    def admits(step: float, dual_step: float, op_norm_sq: float) -> bool:
-        """The step condition of the theorem (Chambolle & Pock 2011, Thm 1)."""
+    def admits(step: float, dual_step: float, op_norm_sq: float, smooth_lipschitz: float = 0.0) -> bool:
+        """The step condition of the theorem: ``tau sigma ‖K‖² < 1`` (Chambolle & Pock 2011, Thm 1); with a
+        smooth term whose gradient is ``L``-Lipschitz, ``1/tau - sigma ‖K‖² > L/2`` (Condat 2013, Thm 3.1
+        with relaxation 1)."""
+        if smooth_lipschitz > 0:
+            return 1.0 / step - dual_step * op_norm_sq > smooth_lipschitz / 2.0
         return step * dual_step * op_norm_sq < 1.0
 
     def rule(self, algorithm: str, f: FidelityInfo, p: PriorInfo, s: RunSettings, params: dict) -> AssumptionReport:
         params.update(dual_step=s.dual_step, op_norm_sq=s.op_norm_sq)
         if s.dual_step is None:
             raise ValueError(f"dual_step is required for {algorithm} assumption checks")
+        split = s.split if s.split is not None else (
+            f"data term {f.name} through z = A x (its prox in z)" if not f.has_prox and f.has_data_prox else None)
         return _report_pdhg(algorithm, f, p, s.step, float(s.dual_step), s.op_norm_sq, s.unsafe, params,
-                            self.admits)
+                            self.admits, split, s.smooth_lipschitz)

@@ -9,6 +9,7 @@ theorems share; :class:`Theory` is the base of the theorem each algorithm class 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,97 @@ from pnp.inexact import CITATION_FORWARD_BACKWARD, DELTA, InexactSchedule, is_in
 
 __all__ = ["StepBound", "RunSettings", "Theory", "FidelityInfo", "PriorInfo", "describe_fidelity", "describe_prior",
            "certificate_hypotheses", "lipschitz_hypothesis", "no_certificate_report", "relaxation_hypothesis",
-           "step_hypothesis"]
+           "step_hypothesis", "OPERATOR_HYPOTHESIS", "operator_hypothesis", "UPDATE_HYPOTHESIS", "update_override",
+           "no_theorem_report"]
+
+
+# ---------------------------------------------------------------------- hypotheses checked, never assumed
+#: The hypothesis every theorem here needs of the data term's operator (f(x) = F(Ax; y) with A linear).
+OPERATOR_HYPOTHESIS = "A linear with A* its adjoint"
+
+#: The hypothesis that the iteration run is the one the theorem is about.
+UPDATE_HYPOTHESIS = "the iteration is the one the theorem covers"
+
+
+def _fidelity_shape_dtype(fidelity: Any, op: Any) -> tuple[tuple[int, ...] | None, Any]:
+    """The input shape and dtype the data term applies its operator at (None when unknown)."""
+    import torch
+
+    y = getattr(fidelity, "y", None)
+    dtype = y.dtype if isinstance(y, torch.Tensor) and y.is_floating_point() else None
+    in_shape = getattr(op, "in_shape", None)
+    batch = int(y.shape[0]) if isinstance(y, torch.Tensor) and y.ndim >= 1 else 1
+    if in_shape is not None:
+        return (batch, *in_shape[1:]), dtype
+    shape_fn = getattr(fidelity, "_x_shape", None)
+    if callable(shape_fn):
+        try:
+            return tuple(int(s) for s in shape_fn()), dtype
+        except Exception:  # an adjoint that cannot run: the test below says so
+            return None, dtype
+    return None, dtype
+
+
+def operator_hypothesis(fidelity: Any) -> Hypothesis | None:
+    """"A linear with A* its adjoint": the data term's operator tested (or verified by the tests), or None without one.
+
+    Runs :meth:`operators.base.LinearOperator.check_linearity` at the data term's shape and dtype
+    (cached on the operator, so once per operator and shape). An operator that is not an
+    ``operators.LinearOperator`` cannot be tested, so the hypothesis fails for it.
+    """
+    op = getattr(fidelity, "operator", None)
+    if op is None:
+        return None
+    check = getattr(op, "check_linearity", None)
+    name = OPERATOR_HYPOTHESIS
+    if not callable(check):
+        return Hypothesis(name, False, f"{type(op).__name__} is not an operators.LinearOperator, so its linearity and "
+                                       "adjoint cannot be tested; wrap it (operators.FunctionOperator, from_deepinv)")
+    shape, dtype = _fidelity_shape_dtype(fidelity, op)
+    if shape is None:
+        return Hypothesis(name, False, f"{op!r}: the input shape is unknown (no in_shape and the adjoint of y fails), "
+                                       "so linearity and adjointness cannot be tested; pass in_shape")
+    result = check(shape, dtype=dtype)
+    return Hypothesis(name, bool(result.holds), result.detail, result.worst)
+
+
+def update_override(cls: type) -> str | None:
+    """Why ``cls`` does not inherit its parent's theorem: it overrides ``update()`` without declaring its own.
+
+    The theorem belongs to the class that declares ``theory`` (the nearest in the MRO); a subclass
+    below it that defines ``update`` runs another iteration, which that theorem does not cover.
+    None when the class runs the iteration of the class that declared its theory.
+
+    Examples
+    --------
+    >>> from pnp import PGD
+    >>> class Damped(PGD):
+    ...     def update(self, state):
+    ...         return state
+    >>> update_override(Damped)
+    'update() overridden by Damped, which declares no theory of its own (class attribute theory); the theorem of PGD covers PGD.update() only'
+    >>> update_override(PGD) is None
+    True
+    """
+    mro = getattr(cls, "__mro__", ())
+    owner = next((k for k in mro if "theory" in k.__dict__), None)
+    if owner is None:
+        return None
+    for k in mro:
+        if k is owner:
+            return None
+        if "update" in k.__dict__:
+            return (f"update() overridden by {k.__name__}, which declares no theory of its own (class attribute "
+                    f"theory); the theorem of {owner.__name__} covers {owner.__name__}.update() only")
+    return None
+
+
+def no_theorem_report(algorithm: str, hypothesis: Hypothesis, params: dict | None = None,
+                      unsafe: bool = False) -> AssumptionReport:
+    """"no guarantee" because ``hypothesis``, which every theorem here needs, does not hold."""
+    return AssumptionReport(algorithm, "no guarantee", "", (hypothesis,),
+                            reason=hypothesis.detail or hypothesis.name, unsafe=unsafe,
+                            params=dict(params or {}))
 
 
 # ---------------------------------------------------------------------- term descriptions
@@ -36,6 +127,8 @@ class FidelityInfo:
     # (0: convex), None when no such certificate exists; semialgebraic: Kurdyka-Lojasiewicz holds
     nonconvexity: float | None = None
     semialgebraic: bool = False
+    # the data term's prox in z = A x (data_prox), what the splittings with z = A x need
+    has_data_prox: bool = False
 
     @property
     def L_text(self) -> str:
@@ -76,6 +169,8 @@ def describe_fidelity(fidelity: Any, L: float | None = None) -> FidelityInfo:
         least_squares=isinstance(fidelity, L2Fidelity),
         nonconvexity=getattr(fidelity, "nonconvexity", None),
         semialgebraic=bool(getattr(fidelity, "semialgebraic", False)),
+        has_data_prox=(bool(getattr(fidelity, "has_data_prox", False))
+                       and callable(getattr(fidelity, "data_prox", None))),
     )
 
 
@@ -233,6 +328,9 @@ class RunSettings:
     ``step`` is the gradient step (PGD/FISTA), ``1/penalty`` (ADMM/DRS/HQS) or the primal step
     (PDHG); ``momentum`` is FISTA's ``a``; ``dual_step`` and ``op_norm_sq`` are PDHG's ``sigma``
     and bound of ``‖K‖²``; ``restart`` is FISTA's adaptive restart scheme (:mod:`pnp.restart`).
+    ``split`` describes how a splitting runs the data term through ``z = A x`` (None: it does not;
+    see :func:`pnp.algorithms.split_form`); ``smooth_lipschitz`` is the Lipschitz constant of the
+    prior's gradient when PDHG takes that gradient (Condat-Vu), else None.
     """
 
     step: float
@@ -242,6 +340,8 @@ class RunSettings:
     dual_step: float | None = None
     op_norm_sq: float | None = None
     restart: str = "none"
+    split: str | None = None
+    smooth_lipschitz: float | None = None
 
 
 class Theory:
@@ -297,14 +397,28 @@ class Theory:
 
     def assess(self, algorithm: str, fidelity: Any, prior: Any, *, step: float, relaxation: float = 1.0,
                L: float | None = None, dual_step: float | None = None, op_norm_sq: float | None = None,
-               momentum: float = 3.0, unsafe: bool = False, restart: str = "none") -> AssumptionReport:
-        """The report of ``algorithm`` (a name, for the report) on ``fidelity + prior`` under this theorem."""
+               momentum: float = 3.0, unsafe: bool = False, restart: str = "none", split: str | None = None,
+               smooth_lipschitz: float | None = None) -> AssumptionReport:
+        """The report of ``algorithm`` (a name, for the report) on ``fidelity + prior`` under this theorem.
+
+        The data term's operator is tested first (:func:`operator_hypothesis`): when it is not linear
+        with its adjoint, no theorem here applies and the report is "no guarantee", naming the test
+        that failed; otherwise that hypothesis heads the theorem's list.
+        """
+        op_hyp = operator_hypothesis(fidelity)
+        if op_hyp is not None and not op_hyp.holds:
+            return no_theorem_report(algorithm, op_hyp, {"step": float(step), "relaxation": float(relaxation),
+                                                         "fidelity": type(fidelity).__name__}, unsafe)
         f = describe_fidelity(fidelity, L)
         p = describe_prior(prior)
         params: dict[str, Any] = {"step": float(step), "relaxation": float(relaxation), "L": f.L,
                                   "fidelity": f.name, "prior": p.name, "prior_kind": p.kind}
-        settings = RunSettings(float(step), float(relaxation), unsafe, momentum, dual_step, op_norm_sq, restart)
-        return self.rule(algorithm, f, p, settings, params)
+        settings = RunSettings(float(step), float(relaxation), unsafe, momentum, dual_step, op_norm_sq, restart,
+                               split, None if smooth_lipschitz is None else float(smooth_lipschitz))
+        report = self.rule(algorithm, f, p, settings, params)
+        if op_hyp is None:
+            return report
+        return dataclasses.replace(report, hypotheses=(op_hyp, *report.hypotheses))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -56,14 +56,13 @@ def default_lam(prior: str, noise_sigma: float) -> float:
     return prior_entry(prior).default_lam(noise_sigma)
 
 
-def noise_level(spec: ProblemSpec) -> float:
-    """Gaussian-equivalent noise std of the problem (Poisson: sqrt(gain * mean intensity ≈ 0.5))."""
-    if spec.noise_model == "gaussian":
-        return spec.sigma
-    poisson = math.sqrt(spec.gain * 0.5)
-    if spec.noise_model == "poisson":
-        return poisson
-    return math.hypot(poisson, spec.sigma)
+def noise_level(spec: ProblemSpec, observation: Any = None) -> float:
+    """Gaussian-equivalent noise std of the problem: ``sigma``; for Poisson data the effective level
+    ``sqrt(gain * mean intensity + sigma^2)`` of :func:`pnp.poisson.spec_effective_noise` (the mean of
+    ``observation``, 0.5 without one)."""
+    from pnp.poisson import spec_effective_noise
+
+    return spec_effective_noise(spec, observation)
 
 
 def noise_warnings(spec: ProblemSpec, prior: Any, prior_info: Mapping[str, Any], step: float) -> list[str]:
@@ -159,12 +158,20 @@ def _checkpoint_sigma(model: Any, noise: float) -> tuple[float | None, str]:
     return (noise if noise > 0 else None), "noise level"
 
 
-def _ridge_prior(model: Any, lam: float | None, noise: float, info: dict) -> tuple[Any, dict]:
-    """A learned convex regularizer as the smooth variational prior ``lam R_mu`` (see priors.ridge)."""
+def _ridge_prior(model: Any, lam: float | None, noise: float, info: dict,
+                 poisson_prior: str | None = None) -> tuple[Any, dict]:
+    """A learned convex regularizer as the smooth variational prior ``lam R_mu`` (see priors.ridge); a grey
+    model sums over channels. ``poisson_prior`` (the prior's name): the weight on a Poisson likelihood
+    (:func:`pnp.poisson.poisson_lam`), ``mu`` at the effective noise level ``noise``."""
     from priors.ridge import ridge_weights
     from priors.wcrr import WeaklyConvexRidge, smooth_prior
 
     dlam, mu, source = ridge_weights(model, noise, info.get("model", ""))
+    if poisson_prior is not None:
+        from pnp.poisson import poisson_lam
+
+        dlam = poisson_lam(poisson_prior, dlam, noise)
+        source = f"Poisson rule (pnp.poisson) for the effective noise level {noise:.4g}, from the {source}"
     if lam is not None:
         source = "given (mu: " + source + ")"
     kind = "weakly convex ridge regularizer" if isinstance(model, WeaklyConvexRidge) else "convex ridge regularizer"
@@ -212,7 +219,8 @@ def _denoiser_prior(denoiser: Any, spec: SolverSpec, default: tuple[float | None
     return prior
 
 
-def build_prior(spec: SolverSpec, problem_spec: ProblemSpec, *, channels: int | None = None) -> tuple[Any, dict]:
+def build_prior(spec: SolverSpec, problem_spec: ProblemSpec, *, channels: int | None = None,
+                observation: Any = None) -> tuple[Any, dict]:
     """The prior named by ``spec`` and a description of its parameters.
 
     Parameters
@@ -223,6 +231,9 @@ def build_prior(spec: SolverSpec, problem_spec: ProblemSpec, *, channels: int | 
         Supplies the noise level for default weights / denoiser levels.
     channels : int, optional
         Image channel count, checked against a model's ``in_channels``.
+    observation : Tensor, optional
+        The data; for Poisson noise its mean intensity sets the effective noise level and the default
+        weight on the likelihood (:mod:`pnp.poisson`).
 
     Returns
     -------
@@ -238,19 +249,25 @@ def build_prior(spec: SolverSpec, problem_spec: ProblemSpec, *, channels: int | 
         Bad weights, a missing checkpoint, or a missing optional package (bm3d extra).
     """
     entry = spec.entry
-    noise = noise_level(problem_spec)
+    noise = noise_level(problem_spec, observation)
+    poisson = problem_spec.noise_model != "gaussian"
     info: dict[str, Any] = {"name": spec.prior, "lam": spec.lam, "denoiser_sigma": None, "lam_source": "given"}
     if entry.kind == "classical" and not spec.is_checkpoint:
         lam = spec.lam
         if lam is None:
             lam = entry.default_lam(noise)
             info["lam_source"] = f"default for noise {noise:g}"
+            if poisson:
+                from pnp.poisson import poisson_lam
+
+                lam = poisson_lam(spec.prior, lam, noise)
+                info["lam_source"] = f"Poisson rule (pnp.poisson) for the effective noise level {noise:.4g}"
         info["lam"] = lam
         return entry.build(lam), info
     model = _load_model(spec, entry, channels, info)
     expected = getattr(getattr(model, "config", None), "in_channels", None)
     if callable(getattr(model, "cost", None)) and spec.denoiser_sigma is None and expected in (1, channels):
-        return _ridge_prior(model, spec.lam, noise, info)  # (a grey ridge prior sums over channels)
+        return _ridge_prior(model, spec.lam, noise, info, poisson_prior=spec.prior if poisson else None)
     denoiser = _per_channel(model, channels, info)
     scale = entry.sigma_scale
     default = _checkpoint_sigma(denoiser, noise * scale)

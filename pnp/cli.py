@@ -1,11 +1,13 @@
 """The ``stablepnp`` command line: ``solve`` and thin routes to the other jobs.
 
 ``stablepnp solve [CONFIG.yaml] [options]`` runs :func:`pnp.solve.solve`; with no arguments it
-deblurs the bundled cameraman (256x256, Gaussian blur, noise 0.01) with TV-regularised proximal
-gradient descent, prints a short table and writes a figure into ``./stablepnp_out``.
+deblurs the bundled cameraman (256x256, Gaussian blur, noise 0.01) with the shipped convex ridge
+prior (proximal gradient with safeguarded Anderson acceleration), prints a short table and writes a figure into ``./stablepnp_out``.
 ``--diagnostics`` adds the convergence diagnostics of :mod:`pnp.convergence`;
 ``--input-dir DIR`` solves every image of a folder (:func:`pnp.solve.solve_batch`, built on
-:func:`pnp.batch.solve_folder`), ``--observed`` treating them as observations.
+:func:`pnp.batch.solve_folder`), ``--observed`` treating them (or the ``--image`` file) as
+observations, deblurred at their native size, with the noise level estimated from the data
+unless ``--noise`` gives it.
 
 ``train``, ``certify``, ``robustness`` and ``compare`` hand their arguments to the ``main``
 function of the module that implements them (imported only when called).
@@ -30,11 +32,12 @@ import math
 import os
 import sys
 import warnings
-from typing import Any, Callable, Iterator, NoReturn, Sequence
+from typing import Any, Callable, Iterator, Sequence
+
+from pnp.cli_args import PROG, _UsageError, build_solve_parser
 
 __all__ = ["main", "build_solve_parser", "config_from_args", "SUBCOMMANDS"]
 
-PROG = "stablepnp"
 
 #: Routed subcommands: name -> (module, function, one-line description).
 ROUTES: dict[str, tuple[str, str, str]] = {
@@ -48,177 +51,19 @@ SUBCOMMANDS: tuple[str, ...] = ("solve", *ROUTES)
 
 _EXIT_OK, _EXIT_FAILED_RUN, _EXIT_USAGE = 0, 1, 2
 
-_TOP_HELP = f"""usage: {PROG} COMMAND [ARGS]
+_TOP_HELP = f"""usage: {PROG} [--plugin MODULE]... COMMAND [ARGS]
 
 Imaging inverse problems solved by proximal and Plug-and-Play algorithms with checked convergence.
 
 commands:
-  solve       solve an inverse problem (no arguments: deblur the bundled cameraman with TV-PGD)
+  solve       solve an inverse problem (no arguments: deblur the bundled cameraman with the convex ridge prior)
 """ + "".join(f"  {name:<11s} {desc}\n" for name, (_, _, desc) in ROUTES.items()) + f"""
+options:
+  --plugin MODULE  import MODULE first, to register priors, algorithms or operators (repeatable;
+                   also $STABLEPNP_PLUGINS=mod_a,mod_b and the 'stablepnp.plugins' entry points)
+
 Run '{PROG} COMMAND --help' for the options of a command.
 Exit codes: 0 success, 1 the run diverged or produced NaN, 2 bad input."""
-
-
-class _UsageError(Exception):
-    """A command-line mistake, reported as one line (exit 2)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but errors become one line ``stablepnp: error: ...`` instead of usage + message."""
-
-    def error(self, message: str) -> NoReturn:  # type: ignore[override]
-        raise _UsageError(f"{message} (see '{self.prog} --help')")
-
-
-# ============================================================================ argument types
-def _number(kind: str, *, minimum: float | None = None, strict: bool = False) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"expected a finite {kind}, got {text!r}")
-        if minimum is not None and (value <= minimum if strict else value < minimum):
-            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum:g} ({kind}), got {text}")
-        return value
-
-    return parse
-
-
-def _integer(kind: str, *, minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum} ({kind}), got {text}")
-        if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"must be <= {maximum} ({kind}), got {text}")
-        return value
-
-    return parse
-
-
-# ============================================================================ solve
-_SOLVE_EPILOG = """\
-Flags override the config file; the config file overrides the defaults. A complete config
-file with every key is pnp/configs/solve_default.yaml.
-
-kernels: gaussian:STD, gaussian:STD_X:STD_Y:ANGLE, motion:LENGTH:ANGLE (degrees), box:SIZE,
-         disk:RADIUS, shake:SEED, or a .npy/.png kernel file
-priors:  tv, wavelet, tikhonov (gradient-l2), bm3d (Plug-and-Play; pip install 'stable-pnp[bm3d]'),
-         averaged / dncnn (shipped learned denoisers averaged_gray / dncnn_gray; produced by
-         'stablepnp train priors/configs/averaged_gray.yaml' etc.), or a learned-denoiser
-         checkpoint PATH.pt (Plug-and-Play)
-
-examples:
-  stablepnp solve
-  stablepnp solve --image astronaut --color --kernel motion:15:30 --noise 0.02 --prior wavelet
-  stablepnp solve run.yaml --algorithm fista --max-iter 200 --json run.json
-  stablepnp solve --prior bm3d --denoiser-sigma 0.02 --max-iter 30
-  stablepnp solve --prior averaged --diagnostics
-  stablepnp solve --input-dir photos/ --out results/ --prior averaged
-  stablepnp solve --input-dir blurred/ --observed --kernel gaussian:2.0 --noise 0.02 --out results/
-
-exit codes: 0 success, 1 the run diverged or produced NaN, 2 bad input
-"""
-
-
-def build_solve_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``stablepnp solve``."""
-    p = _Parser(
-        prog=f"{PROG} solve",
-        description="Solve an imaging inverse problem y = A x + noise with a proximal or Plug-and-Play "
-        "algorithm; report PSNR/SSIM, the convergence guarantee, a figure and a JSON record.",
-        epilog=_SOLVE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("config", nargs="?", metavar="CONFIG.yaml",
-                   help="config file with 'problem:', 'solver:' and 'output:' sections (all optional)")
-    _problem_arguments(p.add_argument_group("problem"))
-    _solver_arguments(p.add_argument_group("solver"))
-    _output_arguments(p)
-    return p
-
-
-def _problem_arguments(g: Any) -> None:
-    source = g.add_mutually_exclusive_group()
-    source.add_argument("--image", metavar="NAME|PATH", help="bundled image name (camera, astronaut, ...) or an image "
-                        "file (.png/.jpg/.tif/.npy); default camera")
-    source.add_argument("--input-dir", metavar="DIR", help="reconstruct every image of DIR (a JSON record and a figure "
-                        "per image and a summary table in --out; images of equal shape are solved as one batch)")
-    g.add_argument("--observed", action="store_true",
-                   help="with --input-dir: the images are blurred, noisy observations to deblur with --kernel "
-                   "(no ground truth, no PSNR), not clean images to corrupt synthetically")
-    g.add_argument("--size", type=_integer("a positive image size in pixels", minimum=1), metavar="N",
-                   help="centre-crop and resize to N x N (default 256; with --input-dir each image keeps its size)")
-    colour = g.add_mutually_exclusive_group()
-    colour.add_argument("--gray", dest="gray", action="store_const", const=True, help="one luminance channel (default)")
-    colour.add_argument("--color", dest="gray", action="store_const", const=False, help="three RGB channels")
-    g.add_argument("--kernel", metavar="SPEC|PATH", help="blur kernel (default gaussian:1.6)")
-    g.add_argument("--noise", type=_number("the Gaussian noise standard deviation on the [0, 1] scale", minimum=0.0),
-                   metavar="SIGMA", help="Gaussian noise level (default 0.01)")
-    g.add_argument("--seed", type=_integer("a nonnegative integer seed", minimum=0, maximum=2**63 - 1), metavar="S",
-                   help="seed of the simulated noise (default 0)")
-
-
-def _solver_arguments(g: Any) -> None:
-    from pnp.registry import ALGORITHMS
-
-    g.add_argument("--prior", metavar="ridge|ridge_stack|tv|wavelet|tikhonov|bm3d|averaged|dncnn|PATH.pt",
-                   help="regulariser or denoiser (default ridge: the shipped convex ridge regularizer, a smooth convex "
-                   "problem solved with a convergence guarantee; given a denoiser level, its certified one-step denoiser "
-                   "runs in PnP); ridge_stack is the shipped certified stack of three ridge steps (PnP), averaged the "
-                   "shipped certified averaged denoiser (PnP), dncnn the shipped "
-                   "unconstrained baseline, any other shipped model name works too")
-    g.add_argument("--lam", type=_number("a positive regularisation weight", minimum=0.0, strict=True), metavar="X",
-                   help="regularisation weight (default: per prior, scaled with the noise level)")
-    g.add_argument("--denoiser-sigma", type=_number("a positive denoiser noise level", minimum=0.0, strict=True),
-                   metavar="X", help="noise level given to a denoiser prior (default: the checkpoint's training "
-                   "level, else the noise level)")
-    g.add_argument("--algorithm", type=str.lower, choices=list(ALGORITHMS),
-                   help="algorithm (default pgd)")
-    g.add_argument("--step", type=_number("a positive step size", minimum=0.0, strict=True), metavar="X",
-                   help="step size (default: from ‖A‖, as the algorithm's theory says; above the bound it is refused)")
-    g.add_argument("--relaxation", type=_number("a positive relaxation", minimum=0.0, strict=True), metavar="X",
-                   help="Krasnosel'skii-Mann relaxation (default 1)")
-    g.add_argument("--max-iter", type=_integer("a positive number of iterations", minimum=1), metavar="N",
-                   help="iteration cap (default 1000)")
-    g.add_argument("--tol", type=_number("a nonnegative tolerance", minimum=0.0), metavar="X",
-                   help="stop when the relative residual is below X (default 1e-5; 0 disables)")
-    g.add_argument("--time-limit", type=_number("a positive number of seconds", minimum=0.0, strict=True),
-                   metavar="S", help="wall-clock limit of the iterations")
-    g.add_argument("--accelerate", type=str.lower, choices=["auto", "anderson", "none"],
-                   help="safeguarded type-I Anderson acceleration of the iteration (default auto: on wherever it "
-                   "keeps the convergence theorem -- PGD, HQS, DRS, ADMM with a guarantee; anderson on another "
-                   "algorithm or an unguaranteed run is refused, or run flagged with --unsafe)")
-    g.add_argument("--restart", type=str.lower, choices=["none", "gradient", "function"],
-                   help="adaptive restart of FISTA's momentum (default none; function/gradient tests guarded by the "
-                   "objective: it never increases; no global O(1/k^2) rate is claimed)")
-    g.add_argument("--unsafe", action="store_const", const=True,
-                   help="run a step/relaxation above its convergence bound instead of refusing (flagged)")
-    g.add_argument("--diagnostics", action="store_true",
-                   help="convergence diagnostics: final fixed-point residual ‖x - T(x)‖, the step lengths against "
-                   "the envelope for averaged iterations, the denoiser's local Lipschitz estimates along the "
-                   "iterates; in the JSON record, the table and <figure>_diagnostics.png (single image only)")
-    g.add_argument("--batch-size", type=_integer("a positive number of images", minimum=1), metavar="N",
-                   help="with --input-dir: most equal-shape images solved together in one run (default 1: "
-                   "stacking measured slower per image on a CPU, see scripts/bench_batch.py; try 8 on a GPU)")
-
-
-def _output_arguments(p: Any) -> None:
-    g = p.add_argument_group("output")
-    g.add_argument("--out", metavar="DIR", help="folder for the figure and the reconstruction (default ./stablepnp_out)")
-    g.add_argument("--json", metavar="FILE", help="write the JSON record to FILE")
-    g.add_argument("--no-figure", dest="figure", action="store_const", const=False, help="do not write the figure")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no table")
-    g = p.add_argument_group("runtime")
-    g.add_argument("--threads", type=_integer("a positive number of CPU threads", minimum=1, maximum=1024),
-                   metavar="N",
-                   help="torch CPU threads (default: the free cores -- the available cores minus the 1-minute "
-                   "load average, at least 1 -- or OMP_NUM_THREADS when set)")
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -233,23 +78,34 @@ def config_from_args(args: argparse.Namespace) -> Any:
         value = getattr(args, flag)
         if value is not None:
             problem[key] = value
+    problem.update(_observation_settings(args))
     if args.kernel is not None and base.problem.operator != "blur":
         raise _UsageError(f"--kernel applies to the blur operator but the config sets operator "
                           f"{base.problem.operator!r}; drop --kernel or set 'operator: blur'")
-    if args.noise is not None and base.problem.noise_model == "poisson":
-        raise _UsageError("--noise sets the Gaussian noise level but the config sets noise_model 'poisson'; "
-                          "drop --noise or use noise_model 'gaussian' or 'poisson_gaussian'")
+    problem.update(_noise_model_settings(args, base.problem.noise_model))
+    noise_model = problem.get("noise_model", base.problem.noise_model)
+    if args.noise is not None and noise_model == "poisson":
+        raise _UsageError("--noise sets the Gaussian noise level but the noise model is 'poisson'; drop --noise or "
+                          "use --noise-model poisson_gaussian (Gaussian part --noise) or gaussian")
     solver: dict[str, Any] = {}
     for flag in ("prior", "lam", "denoiser_sigma", "algorithm", "step", "relaxation", "max_iter", "tol",
-                 "time_limit", "unsafe", "accelerate", "restart"):
+                 "time_limit", "unsafe", "accelerate", "restart", "lam_rule"):
         value = getattr(args, flag)
         if value is not None:
-            solver[flag] = value
+            solver[flag] = None if value == "default" else value
     # A flag wins over the config's setting of the exclusive partner (lam vs denoiser_sigma).
     if args.lam is not None and args.denoiser_sigma is None:
         solver["denoiser_sigma"] = None
     if args.denoiser_sigma is not None and args.lam is None:
         solver["lam"] = None
+    if noise_model != "gaussian":  # defaults for a data term without a Lipschitz gradient (pnp.poisson)
+        from pnp.poisson import POISSON_ACCELERATE, POISSON_ALGORITHM
+
+        config_solver = _config_section(args.config, "solver")
+        if args.algorithm is None and "algorithm" not in config_solver:
+            solver["algorithm"] = POISSON_ALGORITHM  # the gradient methods refuse it
+        if args.accelerate is None and "accelerate" not in config_solver:
+            solver["accelerate"] = POISSON_ACCELERATE
     entry = PRIORS.get(args.prior.strip().lower()) if args.prior is not None else None
     if entry is not None and entry.kind == "classical":  # a classical prior takes no denoiser level
         solver.setdefault("denoiser_sigma", None)
@@ -266,7 +122,87 @@ def config_from_args(args: argparse.Namespace) -> Any:
         output["json"] = args.json
     if args.figure is not None:
         output["figure"] = args.figure
-    return base.updated(problem=problem, solver=solver, output=output)
+    config = base.updated(problem=problem, solver=solver, output=output)
+    if _auto_by_default(args, config):
+        config = config.updated(solver={"lam": "auto", "denoiser_sigma": None})
+    return config
+
+
+def _auto_by_default(args: argparse.Namespace, config: Any) -> bool:
+    """``lam: auto`` is the CLI default of a single-image solve with Gaussian noise of a positive (or estimated)
+    level, unless a flag or the config file sets the strength (``--lam default``, ``lam: null``: the prior's
+    default rule). Measured on a held-out kernel family (priors/results/lam_auto/): the default rules,
+    fitted on Gaussian blur, did not transfer to motion and shake blur; the data-driven choice did."""
+    if args.lam is not None or args.denoiser_sigma is not None or args.input_dir is not None:
+        return False
+    if {"lam", "denoiser_sigma"} & set(_config_section(args.config, "solver")):
+        return False
+    spec = config.problem
+    return spec.noise_model == "gaussian" and (spec.sigma > 0 or bool(getattr(spec, "noise_estimate", False)))
+
+
+def _noise_model_settings(args: argparse.Namespace, config_model: str) -> dict[str, Any]:
+    """The problem fields of --noise-model and --peak (gain = 1/peak)."""
+    out: dict[str, Any] = {}
+    if args.noise_model is not None:
+        out["noise_model"] = args.noise_model
+    model = out.get("noise_model", config_model)
+    if args.peak is not None:
+        if model == "gaussian":
+            raise _UsageError("--peak sets the photon count of Poisson noise but the noise model is 'gaussian'; add "
+                              "--noise-model poisson (or poisson_gaussian) or drop --peak")
+        out["gain"] = 1.0 / args.peak
+        if not math.isfinite(out["gain"]) or out["gain"] <= 0:
+            raise _UsageError(f"--peak {args.peak:g} is too large (gain 1/peak underflows); use a peak below 1e300")
+    return out
+
+
+def _config_section(path: str | None, name: str) -> dict[str, Any]:
+    """A section of a config file as written (empty without a file)."""
+    if not path:
+        return {}
+    from pnp.spec import read_solve_yaml
+
+    section = read_solve_yaml(path)[1].get(name) or {}
+    return section if isinstance(section, dict) else {}
+
+
+def _config_problem(path: str | None) -> dict[str, Any]:
+    """The ``problem:`` section of a config file as written (empty without a file)."""
+    if not path:
+        return {}
+    from pnp.spec import read_solve_yaml
+
+    section = read_solve_yaml(path)[1].get("problem") or {}
+    return section if isinstance(section, dict) else {}
+
+
+def _observation_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The problem fields of --observed, --noise estimate and the native size of an image file.
+
+    A flag wins over the config file; a setting only the config file makes (its ``size``, ``sigma``
+    or ``noise_estimate``) is kept.
+    """
+    from problems.spec import is_bundled_image
+
+    section = _config_problem(args.config)
+    out: dict[str, Any] = {}
+    if args.noise == "estimate":
+        out.update(sigma=section.get("sigma", 0.01), noise_estimate=True)  # sigma: the level a simulation uses
+    elif args.noise is not None:
+        out["noise_estimate"] = False
+    single = args.input_dir is None
+    if args.observed:
+        if single:  # a folder's images are read by pnp.batch (the spec's image is not used)
+            out["observed"] = True
+        if args.noise is None and "sigma" not in section and "noise_estimate" not in section:
+            out["noise_estimate"] = True  # an observation's noise level comes from the data unless given
+    observed = out.get("observed", section.get("observed") is True)
+    image = args.image if args.image is not None else section.get("image")
+    if single and args.size is None and "size" not in section and (
+            observed or (isinstance(image, str) and not is_bundled_image(image))):
+        out["size"] = "auto"  # native size for an image file or an observation, 256 for a bundled image
+    return out
 
 
 def _available_cores() -> int:
@@ -317,18 +253,26 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
 
 
 def _solve(argv: Sequence[str]) -> int:
-    from pnp.solve import solve
-
     args = build_solve_parser().parse_args(list(argv))
     if args.input_dir is None:
-        for flag, given in (("--observed", args.observed), ("--batch-size", args.batch_size is not None)):
-            if given:
-                raise _UsageError(f"{flag} applies to a folder of images; add --input-dir DIR or drop {flag}")
+        if args.batch_size is not None:
+            raise _UsageError("--batch-size applies to a folder of images; add --input-dir DIR or drop --batch-size")
+        if args.observed and args.image is None and "image" not in _config_problem(args.config):
+            raise _UsageError("--observed applies to a folder of images or an image file: add --input-dir DIR or "
+                              "--image PATH (the observation to deblur)")
     elif args.diagnostics:
         raise _UsageError("--diagnostics applies to a single image; drop it or solve one image with --image PATH")
     config = config_from_args(args)
+    if args.input_dir is not None and config.solver.auto_strength:
+        raise _UsageError("--lam auto (lam: auto) applies to a single image; give --lam / --denoiser-sigma a number "
+                          "for --input-dir, or solve one image with --image PATH")
     if args.input_dir is not None:
         return _solve_folder(args, config)
+    if os.environ.get("WORLD_SIZE", "1").strip() not in ("", "1"):  # every rank would write the same files
+        raise _UsageError("a single-image solve runs on one process; under torchrun give --input-dir DIR (its "
+                          "images are shared among the ranks), or run the single image without torchrun")
+    from pnp.solve import solve
+
     with _torch_threads(args.threads):
         record = solve(config, quiet=args.quiet, diagnostics=args.diagnostics)
     if record["failed"]:
@@ -353,20 +297,24 @@ def _failure_fix(record: dict) -> str:
 
 
 def _solve_folder(args: argparse.Namespace, config: Any) -> int:
-    """``stablepnp solve --input-dir DIR``: :func:`pnp.solve.solve_batch` over the folder."""
+    """``stablepnp solve --input-dir DIR``: :func:`pnp.solve.solve_batch` over the folder (under ``torchrun``
+    the ranks share the images and rank 0 writes the summary: :mod:`pnp.distributed`)."""
     from pnp.solve import solve_batch
 
-    # --size resizes every image; without it each keeps its own size (a config file's size applies)
-    size = args.size if args.size is not None else (config.problem.size if args.config else None)
+    # --size resizes every image; without it each keeps its own size (a config file's size applies, except
+    # to observations, which are never resized)
+    observed = args.observed or config.problem.observed
+    size = args.size if args.size is not None else (config.problem.size if args.config and not observed else None)
     with _torch_threads(args.threads):
-        summary = solve_batch(config, args.input_dir, observed=args.observed, size=size,
+        summary = solve_batch(config, args.input_dir, observed=observed, size=size,
                               batch_size=args.batch_size or 1, quiet=args.quiet)
     if summary["failed"]:
-        _print_err(
-            f"FAILED: the iteration diverged or produced NaN for {len(summary['failed'])} image(s) "
-            f"({', '.join(summary['failed'])}); their records hold the last iterate, not a reconstruction. "
-            "Fix: lower --step, or pick a prior/algorithm with a guarantee."
-        )
+        if os.environ.get("RANK", "0").strip() in ("", "0"):  # under torchrun: one message, from rank 0
+            _print_err(
+                f"FAILED: the iteration diverged or produced NaN for {len(summary['failed'])} image(s) "
+                f"({', '.join(summary['failed'])}); their records hold the last iterate, not a reconstruction. "
+                "Fix: lower --step, or pick a prior/algorithm with a guarantee."
+            )
         return _EXIT_FAILED_RUN
     return _EXIT_OK
 
@@ -426,6 +374,33 @@ def _show_warning(seen: set[str]) -> Callable[..., None]:
     return show
 
 
+def _plugin_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``(argv without the --plugin options, the plugin modules)``; ``--plugin`` may come before or
+    after the command (not after a ``--``)."""
+    rest: list[str] = []
+    plugins: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg == "--plugin":
+            if i + 1 >= len(argv) or not argv[i + 1] or argv[i + 1].startswith("-"):
+                raise _UsageError("--plugin needs a module name, e.g. --plugin mylab.plugin")
+            plugins.append(argv[i + 1])
+            i += 2
+            continue
+        if arg.startswith("--plugin="):
+            if not arg.split("=", 1)[1]:
+                raise _UsageError("--plugin needs a module name, e.g. --plugin=mylab.plugin")
+            plugins.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, plugins
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stablepnp`` console script.
 
@@ -441,6 +416,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("STABLEPNP_DEBUG", "") not in ("", "0")
+    try:
+        argv, plugins = _plugin_arguments(argv)
+        from pnp.plugins import load_plugins
+
+        load_plugins(plugins)
+    except (_UsageError, ValueError, ImportError) as exc:
+        if debug:
+            raise
+        _print_err(f"error: {_one_line(exc)}")
+        return _EXIT_USAGE
     if not argv:
         print(_TOP_HELP, file=sys.stderr)
         _print_err(f"error: choose a command: {', '.join(SUBCOMMANDS)} (e.g. '{PROG} solve')")

@@ -14,7 +14,12 @@ The suite is the grid images x kernels x noise levels x priors x algorithms desc
    reconstruction) keyed by a hash of everything that determines it, and reused on a rerun
    (``--force`` recomputes), so a long comparison survives interruption.
 
-Outputs in ``OUT``: ``results.md`` (summary, per-setting tables, tuned parameters, targets),
+Under ``torchrun --nproc_per_node N -m pnp.cli compare CONFIG`` the ranks share both phases
+through that cache: the first grid points of all searches, then the searches, then the cells
+(each method's cells round-robin over the ranks); rank 0 writes the one report
+(:mod:`pnp.distributed`, docs/distributed.md).
+
+Outputs in ``OUT``: ``results.md`` (summary, per-setting tables, tuned parameters, paired differences),
 ``results.csv`` (one row per cell), ``results.json`` (raw numbers, histories),
 ``recon_grid.png`` (reconstructions with zoomed insets), ``convergence.png`` (residual
 curves per method) and ``tuning.json``.
@@ -34,10 +39,8 @@ Examples
 """
 
 from __future__ import annotations
+
 import argparse
-import hashlib
-import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -47,12 +50,13 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from pnp.build import LoadedPrior, load_prior
 from pnp.compare_config import (FORMAT, CompareConfig, FigureSpec, PriorEntry, SolverOptions, TuningSpec,
                                 bundled_config, suite_problem)
-from pnp.compare_report import convergence_figure, fmt, markdown, recon_grid, summarise, targets, write_csv
-from pnp.record import json_safe, read_json, scores, write_json
-from pnp.registry import algorithm_entry
+from pnp.compare_report import convergence_figure, fmt, markdown, recon_grid, summarise, paired_gaps, write_csv
+from pnp.distributed import Ranks, check_shared_folder, current
+from pnp.record import read_json, scores, write_json
+from pnp.compare_runs import (PriorHandle, _acceleration_key, _first_points, _key, _solve, _Tuning, _tuning_plan,
+                              build_prior_handle, tune)
 
 __all__ = [
     "PriorEntry",
@@ -68,247 +72,6 @@ __all__ = [
     "bundled_config",
     "main",
 ]
-
-
-# ============================================================================ priors
-@dataclass
-class PriorHandle:
-    """A prior entry of the suite with its model loaded once (:class:`pnp.build.LoadedPrior`).
-
-    Attributes
-    ----------
-    entry : PriorEntry
-        The config entry (label, algorithms, relaxation, fixed value, search range ...).
-    loaded : LoadedPrior
-        The registered prior and its model; makes the prior for each parameter value.
-    """
-
-    entry: PriorEntry
-    loaded: LoadedPrior
-
-    @property
-    def model(self) -> Any:
-        """The loaded model (None for a classical prior)."""
-        return self.loaded.model
-
-    @property
-    def sigma_range(self) -> tuple[float, float] | None:
-        """A denoiser's trained noise range (tuning stays inside it)."""
-        return self.loaded.sigma_range
-
-    @property
-    def fingerprint(self) -> dict[str, Any]:
-        """What identifies the prior in the cache keys (name, hash of the weights)."""
-        return self.loaded.fingerprint
-
-    def make(self, value: float, *, noise: float | None = None) -> Any:
-        """The prior with parameter ``value`` (``lam`` or ``sigma``; a smooth prior's ``mu`` follows ``noise``)."""
-        return self.loaded.make(value, noise=noise)
-
-    def level(self, value: float) -> dict[str, float] | None:
-        """How a denoiser runs at parameter ``value``: its sigma and relaxation strength."""
-        return self.loaded.level(value)
-
-    def default_range(self, noise: float) -> tuple[float, float]:
-        """Search interval of the parameter for noise level ``noise`` (the entry's ``range`` when given)."""
-        return self.entry.range if self.entry.range is not None else self.loaded.default_range(noise)
-
-
-def build_prior_handle(entry: PriorEntry) -> PriorHandle:
-    """Load what an entry needs (denoiser weights, packages).
-
-    Raises
-    ------
-    ImportError
-        ``bm3d`` missing.
-    ValueError, FileNotFoundError
-        Missing shipped weights / checkpoint, or a deepinv model that would download weights.
-    """
-    return PriorHandle(entry, load_prior(entry.prior, path=entry.path, label=entry.label))
-
-
-# ============================================================================ one run
-def _algorithm(handle: PriorHandle, value: float, algorithm: str, step_factor: float, problem: Any) -> Any:
-    registered = algorithm_entry(algorithm)
-    step = registered.step_for(step_factor, problem.fidelity.lipschitz_grad())
-    # the same default as `stablepnp solve`: safeguarded Anderson wherever it keeps the theorem
-    noise = getattr(problem.noise, "sigma", None)
-    return registered.build(problem, handle.make(value, noise=noise), step=step, relaxation=handle.entry.relaxation,
-                            accelerate="auto")
-
-
-def _solve(handle: PriorHandle, value: float, algorithm: str, step_factor: float, problem: Any,
-           *, max_iter: int, tol: float) -> tuple[Any, Any, dict[str, Any]]:
-    alg = _algorithm(handle, value, algorithm, step_factor, problem)
-    res = alg.run(max_iter=max_iter, tol=tol, progress=False)
-    p, s = scores(res.x, problem.truth)
-    report = res.report
-    info = {
-        "psnr": p, "ssim": s, "iterations": res.iterations, "seconds": res.seconds, "converged": res.converged,
-        "status": res.status, "final_residual": res.final_residual, "step": res.step,
-        "verdict": None if report is None else report.verdict,
-        "guarantee": bool(report is not None and report.verdict == "guaranteed"),
-        "alpha": None if report is None else report.alpha,
-        "theorem": None if report is None else report.theorem,
-        "reason": None if report is None else report.reason,
-    }
-    return res, alg, info
-
-
-# ============================================================================ cache
-def _acceleration_key(algorithm: str) -> dict[str, str]:
-    """Cells of accelerated algorithms are keyed by the acceleration (FISTA/PDHG cells keep their old keys)."""
-    return {"accelerate": "auto"} if algorithm_entry(algorithm).accelerable else {}
-
-
-def _key(d: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(json_safe(d), sort_keys=True).encode()).hexdigest()[:20]
-
-
-# ============================================================================ tuning
-def _golden_refine(f: Callable[[float], float], a: float, b: float, steps: int) -> None:
-    """Golden-section search for the max of ``f`` on [a, b] (log10 space), ``steps`` new evaluations."""
-    g = (math.sqrt(5) - 1) / 2
-    c, d = b - g * (b - a), a + g * (b - a)
-    fc, fd = f(c), f(d)
-    for _ in range(max(steps - 2, 0)):
-        if fc >= fd:
-            b, d, fd = d, c, fc
-            c = b - g * (b - a)
-            fc = f(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + g * (b - a)
-            fd = f(d)
-
-
-@dataclass
-class _Tuning:
-    """One (prior, algorithm, noise) search: its problems, budget, cache and every evaluation made."""
-
-    handle: PriorHandle
-    algorithm: str
-    problems: list
-    base_key: dict
-    max_iter: int
-    tol: float
-    out: Path | None
-    force: bool
-    counter: dict | None
-    evals: list
-
-    def evaluate(self, value: float, factor: float) -> float:
-        """Mean validation PSNR at ``value`` and step factor (cached; a diverged run scores -inf)."""
-        key = _key({**self.base_key, "value": round(value, 12), "step_factor": factor})
-        path = None if self.out is None else self.out / "tuning" / "evals" / f"{key}.json"
-        rec = None if (path is None or self.force) else read_json(path)
-        if rec is None:
-            results = []
-            for prob in self.problems:
-                try:
-                    _, _, info = _solve(self.handle, value, self.algorithm, factor, prob, max_iter=self.max_iter,
-                                        tol=self.tol)
-                except ValueError as exc:  # the algorithm refused this setting
-                    raise ValueError(f"tuning {self.handle.entry.method(self.algorithm)}: {exc}") from None
-                results.append(info["psnr"] if info["status"] not in ("diverged", "nan") else -math.inf)
-            rec = {"value": value, "step_factor": factor, "psnr": float(np.mean(results))}
-            if path is not None:
-                write_json(path, rec, indent=1)
-            if self.counter is not None:
-                self.counter["tuning_runs"] = self.counter.get("tuning_runs", 0) + 1
-        self.evals.append(rec)
-        return rec["psnr"] if rec["psnr"] is not None else -math.inf
-
-    def search(self, lo: float, hi: float, factor: float, tcfg: TuningSpec,
-               hard: tuple[float, float] | None) -> tuple[float, float, bool]:
-        """``(best score, best value, at the edge)`` over [lo, hi]: log grid, edge extensions, golden refinement."""
-        if lo == hi:
-            return self.evaluate(lo, factor), lo, False
-        n = tcfg.grid_points
-        llo, lhi = math.log10(lo), math.log10(hi)
-        h = (lhi - llo) / max(n - 1, 1)
-        grid = [llo + i * h for i in range(n)] if n > 1 else [(llo + lhi) / 2]
-        results = {g: self.evaluate(10**g, factor) for g in grid}
-        # extend (up to tuning.edge_extensions times) while the best point lies on the edge of the range
-        for _ in range(tcfg.edge_extensions):
-            gb = max(results, key=results.get)
-            if n < 2:
-                break
-            if gb == min(results):
-                g_new = gb - h
-            elif gb == max(results):
-                g_new = gb + h
-            else:
-                break
-            if hard is not None and not (hard[0] <= 10**g_new <= hard[1]):
-                break
-            results[g_new] = self.evaluate(10**g_new, factor)
-        gb = max(results, key=results.get)
-        at_edge = gb in (min(results), max(results)) and n > 1
-        if tcfg.refine_steps and n > 1:
-            def f(g: float) -> float:
-                results[g] = self.evaluate(10**g, factor)
-                return results[g]
-
-            a, b = max(gb - h, min(results)), min(gb + h, max(results))
-            if b > a:
-                _golden_refine(f, a, b, tcfg.refine_steps)
-        gb = max(results, key=results.get)
-        return results[gb], 10**gb, at_edge
-
-
-def tune(
-    handle: PriorHandle,
-    algorithm: str,
-    noise: float,
-    config: CompareConfig,
-    *,
-    out: Path | None = None,
-    force: bool = False,
-    counter: dict[str, int] | None = None,
-) -> dict[str, Any]:
-    """Choose the parameter (and step factor) of one (prior, algorithm, noise) on the validation image.
-
-    Every evaluation is cached in ``out/tuning/evals`` when ``out`` is given.
-
-    Returns
-    -------
-    dict
-        ``param`` (``lam``/``sigma``), ``value``, ``step_factor``, ``psnr`` (validation),
-        ``evaluations`` (every point tried), ``range``, ``at_boundary``, ``source``.
-    """
-    entry = handle.entry
-    if entry.fixed is not None and len(entry.step_factors) == 1:
-        return {"param": entry.param, "value": entry.fixed, "step_factor": entry.step_factors[0], "psnr": None,
-                "evaluations": [], "range": None, "at_boundary": False, "source": "fixed in the config"}
-    tcfg = config.tuning
-    kernels = tcfg.kernels or (config.kernels[0],)
-    size = tcfg.size if tcfg.size is not None else config.size
-    # the tuning budget never exceeds the entry's own (BM3D runs 40 iterations, not the tuning's 100)
-    budgets = [m for m in (tcfg.max_iter, entry.max_iter) if m]
-    max_iter = min(budgets) if budgets else config.solver.max_iter
-    tol = entry.tol or config.solver.tol
-    problems = [suite_problem(tcfg.image, k, noise, size=size, gray=config.gray, boundary=config.boundary,
-                              seed=config.seed) for k in kernels]
-    base_key = {"format": FORMAT, "fp": handle.fingerprint, "algorithm": algorithm, "noise": noise,
-                "relaxation": entry.relaxation, "image": tcfg.image, "size": size, "gray": config.gray,
-                "kernels": kernels, "boundary": config.boundary, "seed": config.seed, "max_iter": max_iter, "tol": tol,
-                **_acceleration_key(algorithm)}
-    search = _Tuning(handle, algorithm, problems, base_key, max_iter, tol, out, force, counter, [])
-    lo, hi = (entry.fixed, entry.fixed) if entry.fixed is not None else handle.default_range(noise)
-    # a denoiser's level may go below its trained floor (relaxed there), never above its ceiling
-    hard = (0.02 * handle.sigma_range[0], handle.sigma_range[1]) if entry.param == "sigma" and handle.sigma_range else None
-    best: tuple[float, float, float] | None = None  # (psnr, value, factor)
-    any_boundary = False
-    for factor in entry.step_factors:
-        score, value, at_edge = search.search(lo, hi, factor, tcfg, hard)
-        any_boundary = any_boundary or at_edge
-        if best is None or score > best[0]:
-            best = (score, value, factor)
-    assert best is not None
-    return {"param": entry.param, "value": best[1], "step_factor": best[2], "psnr": best[0],
-            "evaluations": search.evals, "range": [lo, hi], "at_boundary": any_boundary,
-            "source": f"search on {tcfg.image} ({', '.join(kernels)}, noise {noise:g}), {len(search.evals)} runs"}
 
 
 # ============================================================================ the suite
@@ -335,20 +98,52 @@ def _load_handles(config: CompareConfig) -> tuple[list[PriorHandle], list[dict[s
 
 
 def _tune_all(methods: list[Method], config: CompareConfig, out_dir: Path, *, force: bool, progress: bool,
-              counts: dict[str, int]) -> dict[str, dict[str, Any]]:
-    """Phase 1: the frozen parameter of every (method, noise level)."""
+              counts: dict[str, int], ranks: Ranks = Ranks()) -> dict[str, dict[str, Any]]:
+    """Phase 1: the frozen parameter of every (method, noise level).
+
+    With several ranks the searches are shared round-robin; before them the first grid of every
+    search (evaluated whatever the scores: the separable part) is shared point by point, so a
+    rank that owns a long search finds most of its grid in the cache.
+    """
     from tqdm.auto import tqdm
 
-    tuning: dict[str, dict[str, Any]] = {}
-    bar = tqdm([(m, nz) for m in methods for nz in config.noise], desc="tuning", disable=not progress,
-               dynamic_ncols=True)
-    for m, nz in bar:
+    tasks = [(m, nz) for m in methods for nz in config.noise]
+    fresh = _tune_grids(tasks, config, out_dir, force=force, counts=counts, ranks=ranks) if ranks.distributed \
+        else frozenset()
+    found: dict[int, dict[str, Any]] = {}
+    bar = tqdm(ranks.shard(len(tasks)), desc="tuning", disable=not (progress and ranks.is_main), dynamic_ncols=True)
+    for i in bar:
+        m, nz = tasks[i]
         bar.set_postfix_str(f"{m.name} noise {nz:g}")
-        t = tune(m.handle, m.algorithm, nz, config, out=out_dir, force=force, counter=counts)
-        tuning[f"{m.name}|{nz:g}"] = {"method": m.name, "noise": nz, **t, "level": m.handle.level(t["value"])}
+        t = tune(m.handle, m.algorithm, nz, config, out=out_dir, force=force, counter=counts, fresh=fresh)
+        found[i] = {"method": m.name, "noise": nz, **t, "level": m.handle.level(t["value"])}
     bar.close()
-    write_json(out_dir / "tuning.json", tuning, indent=1)
+    if ranks.distributed:
+        found = {i: t for part in ranks.gather(found) for i, t in part.items()}
+    tuning = {f"{m.name}|{nz:g}": found[i] for i, (m, nz) in enumerate(tasks)}
+    if ranks.is_main:
+        write_json(out_dir / "tuning.json", tuning, indent=1)
     return tuning
+
+
+def _tune_grids(tasks: list[tuple[Method, float]], config: CompareConfig, out_dir: Path, *, force: bool,
+                counts: dict[str, int], ranks: Ranks) -> frozenset[str]:
+    """Evaluate this rank's share (round-robin) of the first grid points of every search into the cache.
+
+    Returns the cache keys of all those points (every rank's), which the searches then read back.
+    """
+    points: list[tuple[_Tuning, float, float]] = []
+    for m, nz in tasks:
+        plan = _tuning_plan(m.handle, m.algorithm, nz, config, out=out_dir, force=force, counter=counts)
+        if plan is not None:
+            search, lo, hi = plan[:3]
+            points += [(search, v, f) for f in m.handle.entry.step_factors
+                       for v in _first_points(lo, hi, config.tuning)]
+    for j in ranks.shard(len(points)):
+        search, value, factor = points[j]
+        search.evaluate(value, factor)
+    ranks.barrier()  # every grid point is in the cache before any search starts
+    return frozenset(search.key(value, factor) for search, value, factor in points)
 
 
 def _cell_config(m: Method, t: Mapping[str, Any], image: str, kernel: str, nz: float,
@@ -380,40 +175,79 @@ def _compute_cell(m: Method, t: Mapping[str, Any], cell_cfg: dict[str, Any], key
 
 
 def _run_cells(methods: list[Method], tuning: Mapping[str, Any], config: CompareConfig, out_dir: Path, *,
-               force: bool, progress: bool, counts: dict[str, int], log: Callable[[str], None]) -> list[dict]:
-    """Phase 2: every cell of the grid, reusing stored ones unless ``force``."""
+               force: bool, progress: bool, counts: dict[str, int], log: Callable[[str], None],
+               ranks: Ranks = Ranks()) -> list[dict]:
+    """Phase 2: every cell of the grid, reusing stored ones unless ``force``.
+
+    With several ranks, cell (setting g, method i) is rank ``(g + i) % world``'s: each method's
+    cells go round-robin over the ranks, so a slow method is shared by all. Every rank returns
+    all cells (gathered), in the order of the grid.
+    """
     from tqdm.auto import tqdm
 
-    cells: list[dict[str, Any]] = []
-    total = len(config.images) * len(config.kernels) * len(config.noise) * len(methods)
-    bar = tqdm(total=total, desc="compare", disable=not progress, dynamic_ncols=True)
-    for image in config.images:
-        for kernel in config.kernels:
-            for nz in config.noise:
-                problem = None
-                for m in methods:
-                    cell_cfg = _cell_config(m, tuning[f"{m.name}|{nz:g}"], image, kernel, nz, config)
-                    key = _key(cell_cfg)
-                    rec = None if force else read_json(out_dir / "cells" / f"{key}.json")
-                    if rec is not None and (out_dir / "cells" / f"{key}.npz").is_file():
-                        counts["reused"] += 1
-                    else:
-                        if problem is None:
-                            problem = suite_problem(image, kernel, nz, size=config.size, gray=config.gray,
-                                                    boundary=config.boundary, seed=config.seed)
-                        bar.set_postfix_str(f"{image} {kernel} {nz:g} {m.name}")
-                        try:
-                            rec = _compute_cell(m, tuning[f"{m.name}|{nz:g}"], cell_cfg, key, problem, out_dir)
-                        except (ValueError, RuntimeError) as exc:
-                            counts["failed"] += 1
-                            log(f"compare: cell {image} {kernel} {nz:g} {m.name} failed: {exc}")
-                            bar.update(1)
-                            continue
-                        counts["computed"] += 1
-                    cells.append(rec)
+    settings = [(image, kernel, nz) for image in config.images for kernel in config.kernels for nz in config.noise]
+    done: dict[tuple[int, int], dict[str, Any]] = {}
+    total = sum(ranks.owns(g, offset=i) for g in range(len(settings)) for i in range(len(methods)))
+    bar = tqdm(total=total, desc="compare", disable=not (progress and ranks.is_main), dynamic_ncols=True)
+    for g, (image, kernel, nz) in enumerate(settings):
+        problem = None
+        for i, m in enumerate(methods):
+            if not ranks.owns(g, offset=i):
+                continue
+            cell_cfg = _cell_config(m, tuning[f"{m.name}|{nz:g}"], image, kernel, nz, config)
+            key = _key(cell_cfg)
+            rec = None if force else read_json(out_dir / "cells" / f"{key}.json")
+            if rec is not None and (out_dir / "cells" / f"{key}.npz").is_file():
+                counts["reused"] += 1
+            else:
+                if problem is None:
+                    problem = suite_problem(image, kernel, nz, size=config.size, gray=config.gray,
+                                            boundary=config.boundary, seed=config.seed)
+                bar.set_postfix_str(f"{image} {kernel} {nz:g} {m.name}")
+                try:
+                    rec = _compute_cell(m, tuning[f"{m.name}|{nz:g}"], cell_cfg, key, problem, out_dir)
+                except (ValueError, RuntimeError) as exc:
+                    counts["failed"] += 1
+                    log(f"{ranks.prefix}compare: cell {image} {kernel} {nz:g} {m.name} failed: {exc}")
                     bar.update(1)
+                    continue
+                counts["computed"] += 1
+            done[(g, i)] = rec
+            bar.update(1)
     bar.close()
-    return cells
+    if ranks.distributed:
+        done = {gi: rec for part in ranks.gather(done) for gi, rec in part.items()}
+    return [done[gi] for gi in sorted(done)]
+
+
+def _suite_methods(config: CompareConfig, out_dir: Path, *, force: bool, ranks: Ranks, log: Callable[[str], None]
+                   ) -> tuple[list[Method], list[dict[str, str]]]:
+    """The methods (prior x algorithm) of the suite and the priors skipped; the ranks must agree on them."""
+    handles, skipped = _load_handles(config)
+    # every rank must run the same suite with the same models: compared before any work
+    ranks.agree({**{f"config {k}": v for k, v in config.to_dict().items()}, "force": force,
+                 "output folder": str(out_dir.resolve()), "skipped priors": [s["prior"] for s in skipped],
+                 **{f"model {h.entry.label}": h.fingerprint for h in handles}})
+    check_shared_folder(ranks, out_dir)
+    for s in skipped if ranks.is_main else []:
+        log(f"compare: skipping prior {s['prior']}: {s['reason']}")
+    methods = [Method(h, a) for h in handles for a in h.entry.algorithms]
+    if not methods:
+        raise ValueError("no prior of the config could be loaded (see the skipped list); nothing to compare")
+    return methods, skipped
+
+
+def _write_report(config: CompareConfig, report: dict[str, Any], methods: list[Method], out_dir: Path, *,
+                  figures: bool) -> None:
+    """``results.json``, ``results.csv``, ``results.md`` and (with ``figures``) the two figures."""
+    cells = report["cells"]
+    write_json(out_dir / "results.json", report, indent=1)
+    write_csv(out_dir / "results.csv", cells)
+    (out_dir / "results.md").write_text(markdown(config, cells, methods, report["summary"], report["tuning"],
+                                                 report["skipped"], report["paired_gaps"], report["counts"]))
+    if figures and cells:
+        recon_grid(config, cells, methods, out_dir)
+        convergence_figure(cells, methods, out_dir / "convergence.png")
 
 
 def run_suite(
@@ -445,8 +279,13 @@ def run_suite(
     Returns
     -------
     dict
-        ``cells`` (records), ``tuning``, ``skipped`` priors, ``summary``, ``targets``, ``counts``
-        (``computed``, ``reused``, ``failed`` cells and ``tuning_runs``), ``out``.
+        ``cells`` (records), ``tuning``, ``skipped`` priors, ``summary``, ``paired_gaps``, ``counts``
+        (``computed``, ``reused``, ``failed`` cells and ``tuning_runs``, all ranks together), ``out``,
+        ``ranks``.
+
+    Under ``torchrun`` the searches and the cells are shared among the ranks (:func:`_tune_all`,
+    :func:`_run_cells`) through the cache in ``out``; every rank returns the whole report and rank
+    0 writes it. Killing a rank and rerunning resumes from the cache.
 
     Raises
     ------
@@ -455,6 +294,7 @@ def run_suite(
     """
     from pnp.spec import check_output_paths
 
+    ranks = current()
     log = log or (lambda m: print(m, file=sys.stderr))
     out_dir = Path(out if out is not None else config.out)
     check_output_paths(out_dir, None)  # a file or a read-only place is refused in one line, before any work
@@ -464,24 +304,19 @@ def run_suite(
         torch.set_num_threads(config.threads)
     counts = {"computed": 0, "reused": 0, "failed": 0, "tuning_runs": 0}
     try:
-        handles, skipped = _load_handles(config)
-        for s in skipped:
-            log(f"compare: skipping prior {s['prior']}: {s['reason']}")
-        methods = [Method(h, a) for h in handles for a in h.entry.algorithms]
-        if not methods:
-            raise ValueError("no prior of the config could be loaded (see the skipped list); nothing to compare")
-        tuning = _tune_all(methods, config, out_dir, force=force, progress=progress, counts=counts)
-        cells = _run_cells(methods, tuning, config, out_dir, force=force, progress=progress, counts=counts, log=log)
-        summary, goals = summarise(cells, methods), targets(cells, methods)
+        methods, skipped = _suite_methods(config, out_dir, force=force, ranks=ranks, log=log)
+        tuning = _tune_all(methods, config, out_dir, force=force, progress=progress, counts=counts, ranks=ranks)
+        cells = _run_cells(methods, tuning, config, out_dir, force=force, progress=progress, counts=counts, log=log,
+                           ranks=ranks)
+        if ranks.distributed:
+            counts = {k: sum(c[k] for c in ranks.gather(counts)) for k in counts}
+        summary, goals = summarise(cells, methods), paired_gaps(cells, methods)
         report = {"format": FORMAT, "name": config.name, "config": config.to_dict(), "skipped": skipped,
-                  "tuning": tuning, "summary": summary, "targets": goals, "counts": counts, "cells": cells}
-        write_json(out_dir / "results.json", report, indent=1)
-        write_csv(out_dir / "results.csv", cells)
-        (out_dir / "results.md").write_text(markdown(config, cells, methods, summary, tuning, skipped, goals, counts))
-        if figures and cells:
-            recon_grid(config, cells, methods, out_dir)
-            convergence_figure(cells, methods, out_dir / "convergence.png")
+                  "tuning": tuning, "summary": summary, "paired_gaps": goals, "counts": counts, "cells": cells}
+        if ranks.is_main:  # one report, written by rank 0 once every rank's cells are in
+            _write_report(config, report, methods, out_dir, figures=figures)
         report["out"] = str(out_dir)
+        report["ranks"] = ranks.world
         return report
     finally:
         torch.set_num_threads(old_threads)
@@ -509,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "full suite")
     args = parser.parse_args(argv)
     try:
+        ranks = current()  # under torchrun: join the others first, so that a rank refusing its input stops them
         src = args.config
         path = bundled_config(src) if src in ("default", "tiny") and not Path(src).exists() else Path(src)
         config = CompareConfig.from_yaml(path)
@@ -520,12 +356,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, ImportError) as exc:
         print(f"stablepnp: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         return 2
+    if not ranks.is_main:  # under torchrun rank 0 prints the one summary
+        return 0
     out = Path(report["out"])
+    ranks_note = f" on {report['ranks']} ranks" if report.get("ranks", 1) > 1 else ""
     print(f"compare: {report['counts']['computed']} cells computed, {report['counts']['reused']} reused, "
-          f"{report['counts']['failed']} failed in {time.perf_counter() - t0:.1f} s -> {out / 'results.md'}")
+          f"{report['counts']['failed']} failed in {time.perf_counter() - t0:.1f} s{ranks_note} "
+          f"-> {out / 'results.md'}")
     for name, s in report["summary"].items():
         print(f"  {name:24s} PSNR {fmt(s['psnr'])}  SSIM {fmt(s['ssim'], '.4f')}  guarantee {'yes' if s['guarantee'] else 'no'}")
-    for t in report["targets"]:
-        print(f"  target: {t['target']}: gap {fmt(t['gap_db'], '+.2f')} dB -> "
-              f"{'n/a' if t['met'] is None else ('met' if t['met'] else 'NOT met')}")
+    for t in report["paired_gaps"]:
+        print(f"  {t['method']} - {t['reference']}: {fmt(t['gap_db'], '+.2f')} dB (mean over {t['pairs']} paired cells)")
     return 0

@@ -67,6 +67,15 @@ def _strs(value: Any, name: str, *, allowed: Sequence[str] | None = None) -> tup
     return tuple(value)
 
 
+def _unique(values: Sequence[Any], name: str) -> None:
+    """Refuse a value listed twice: the suite would run (and count) the same cells twice."""
+    seen: list[Any] = []
+    for v in values:
+        if any(v == w or (isinstance(v, float) and isinstance(w, float) and math.isclose(v, w)) for w in seen):
+            raise ValueError(f"compare config field {name!r} lists {v!r} twice; keep one")
+        seen.append(v)
+
+
 def _nums(value: Any, name: str) -> tuple[float, ...]:
     if isinstance(value, (int, float, str)) and not isinstance(value, bool):
         value = [value]
@@ -128,6 +137,7 @@ class PriorEntry:
             raise ValueError(f"compare config field 'prior' must be a prior name or a checkpoint path, got {self.prior!r}")
         entry = _resolve(self.prior)
         s("algorithms", _strs(self.algorithms, "algorithms", allowed=tuple(ALGORITHMS)))
+        _unique(self.algorithms, "algorithms")
         s("relaxation", _num(self.relaxation, "relaxation"))
         s("lam", _num(self.lam, "lam", optional=True))
         s("sigma", _num(self.sigma, "sigma", optional=True))
@@ -143,6 +153,7 @@ class PriorEntry:
                 raise ValueError(f"compare config field 'range' must be [lo, hi] with 0 < lo < hi, got {self.range!r}")
             s("range", r)
         s("step_factors", _nums(self.step_factors, "step_factors"))
+        _unique(self.step_factors, "step_factors")
         s("max_iter", _int(self.max_iter, "max_iter", minimum=1, optional=True))
         s("tol", _num(self.tol, "tol", optional=True))
         if self.path is not None:
@@ -241,6 +252,7 @@ class TuningSpec:
         s("size", _int(self.size, "tuning.size", minimum=8, optional=True))
         if self.kernels is not None:
             s("kernels", _strs(self.kernels, "tuning.kernels"))
+            _unique(self.kernels, "tuning.kernels")
         s("grid_points", _int(self.grid_points, "tuning.grid_points", minimum=1))
         s("refine_steps", _int(self.refine_steps, "tuning.refine_steps", minimum=0))
         s("max_iter", _int(self.max_iter, "tuning.max_iter", minimum=1, optional=True))
@@ -360,6 +372,8 @@ class CompareConfig:
             raise ValueError(f"compare config field 'gray' must be true or false, got {self.gray!r}")
         s("kernels", _strs(self.kernels, "kernels"))
         s("noise", _nums(self.noise, "noise"))
+        for name in ("images", "kernels", "noise"):
+            _unique(getattr(self, name), name)
         if not isinstance(self.boundary, str):
             raise ValueError(f"compare config field 'boundary' must be a string, got {self.boundary!r}")
         s("seed", _int(self.seed, "seed", minimum=0))
@@ -373,11 +387,22 @@ class CompareConfig:
         dup = {x for x in labels if labels.count(x) > 1}
         if dup:
             raise ValueError(f"compare config field 'priors': duplicate labels {sorted(dup)}; give each entry a label")
+        same = [dataclasses.replace(e, label=None) for e in entries]  # an entry given twice under two labels
+        for i, e in enumerate(same):
+            if e in same[:i]:
+                raise ValueError(f"compare config field 'priors': entries {same.index(e)} and {i} are the same "
+                                 f"({e.prior}, same settings) under two labels; keep one")
         s("priors", entries)
         for name, cls in (("solver", SolverOptions), ("tuning", TuningSpec), ("figure", FigureSpec)):
             v = getattr(self, name)
             if not isinstance(v, cls):
                 s(name, from_mapping(cls, v or {}, name))
+        if self.figure.kernel is not None and self.figure.kernel not in self.kernels:
+            raise ValueError(f"compare config field 'figure.kernel' is {self.figure.kernel!r}, which matches no cell; "
+                             f"valid: {', '.join(self.kernels)}")
+        if self.figure.noise is not None and not any(math.isclose(self.figure.noise, n) for n in self.noise):
+            raise ValueError(f"compare config field 'figure.noise' is {self.figure.noise:g}, which matches no cell; "
+                             f"valid: {', '.join(f'{n:g}' for n in self.noise)}")
         if self.tuning.image in self.images:
             raise ValueError(f"tuning image {self.tuning.image!r} is also a suite image; tune on a held-out image")
         s("threads", _int(self.threads, "threads", minimum=1, optional=True))

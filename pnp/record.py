@@ -125,6 +125,7 @@ class SolveRecord(Mapping):
     step: float | None = None
     lam: float | None = None
     lam_source: str | None = None
+    lam_choice: dict | None = None  # lam: auto -- the rule, the value found, its evaluations and cost (pnp.parameters)
     denoiser_sigma: float | None = None
     denoiser_strength: float | None = None
     prior: str = ""
@@ -132,6 +133,7 @@ class SolveRecord(Mapping):
     tol: float | None = None
     max_iter: int | None = None
     final_residual: float | None = None
+    verification: dict | None = None  # the final check of x: residual, tolerance, factor, passed (pnp.run)
     unsafe: bool = False
     guarantee: dict = dataclasses.field(default_factory=dict)
     stop_reason: str | None = None
@@ -148,6 +150,12 @@ class SolveRecord(Mapping):
     warnings: list = dataclasses.field(default_factory=list)
     figure: str | None = None
     reconstruction: str | None = None
+    reconstruction_png: str | None = None  # 8-bit, clipped to [0, 1]
+    reconstruction_tiff: str | None = None  # float32, not clipped
+    observed_input: bool = False  # the image was a measured observation: no ground truth, no PSNR
+    noise_sigma: float | None = None  # the Gaussian noise level the solver assumed
+    noise_estimated: bool = False  # noise_sigma was estimated from the observation
+    noise_estimate: dict | None = None  # the estimate: sigma, uncertainty, method (and the true sigma when known)
     json: str | None = None
     versions: dict = dataclasses.field(default_factory=dict)
 

@@ -156,6 +156,12 @@ def format_table(record: Mapping[str, Any]) -> str:
                                             else f"gain {p['gain']:g}" + (f", sigma {p['sigma']:g}"
                                                                           if p["noise_model"] == "poisson_gaussian"
                                                                           else ""))
+    estimate = record.get("noise_estimate") or {}
+    if record.get("noise_estimated") and _finite(record.get("noise_sigma")):  # the level the solver assumed
+        noise = (f"{p['noise_model']} noise sigma {record['noise_sigma']:.4g} ± {_fmt(estimate.get('uncertainty'), '.2g')}"
+                 " estimated from the data" + (f" (true {estimate['true_sigma']:g})"
+                                               if _finite(estimate.get("true_sigma")) else ""))
+    source = "observed, no ground truth" if record.get("observed_input") else f"seed {p['seed']}"
     lam = record["lam"]
     strength = record.get("denoiser_strength")
     relaxed = (f": below the trained range, relaxed to strength {strength:.3g}"
@@ -164,7 +170,7 @@ def format_table(record: Mapping[str, Any]) -> str:
         f", denoiser sigma {record['denoiser_sigma']:.4g}{relaxed})" if record.get("denoiser_sigma") else ")")
     gain = record["psnr"] - record["psnr_observed"] if _finite(record["psnr"], record["psnr_observed"]) else None
     lines = [
-        f"problem      {p['image']} {size}, {op}, {noise}, seed {p['seed']}",
+        f"problem      {p['image']} {size}, {op}, {noise}, {source}",
         f"solver       {record['algorithm'].upper()} with prior {prior}, step {record['step']:.4g}",
         "",
         f"{'':17s}{'PSNR [dB]':>10s}{'SSIM':>9s}",
@@ -199,6 +205,9 @@ def format_table(record: Mapping[str, Any]) -> str:
         lines.append(f"figure       {record['figure']}")
     if diag and diag.get("figure"):
         lines.append(f"diag figure  {diag['figure']}")
+    if record.get("reconstruction_png"):
+        lines.append(f"output       {record['reconstruction']}, {Path(record['reconstruction_png']).name} (8-bit, "
+                     f"clipped to [0, 1]), {Path(record['reconstruction_tiff']).name} (float32, not clipped)")
     if record.get("json"):
         lines.append(f"record       {record['json']}")
     return "\n".join(lines)
@@ -209,8 +218,11 @@ def _acceleration_text(record: Mapping[str, Any]) -> str:
     acc = record.get("acceleration")
     if not acc:
         return ""
+    fallback = (record.get("verification") or {}).get("fallback")
+    more = (f"; {fallback['reason']}: {fallback['plain_iterations']} plain iterations followed"
+            if isinstance(fallback, Mapping) and fallback.get("reason") else "")
     return (f"; Anderson: {acc.get('accepted', 0)} accepted, {acc.get('rejected', 0)} refused by the safeguard, "
-            f"{acc.get('evaluations', 0)} map evaluations")
+            f"{acc.get('evaluations', 0)} map evaluations" + more)
 
 
 def diagnostics_line(diag: Mapping[str, Any]) -> str:

@@ -13,8 +13,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Result", "STATUSES"]
 
-#: Every value :attr:`Result.status` can take.
-STATUSES = ("converged", "max_iter", "diverged", "nan", "time_limit")
+#: Every value :attr:`Result.status` can take ("unverified": the stopping test fired but the returned
+#: iterate failed the final verification, :meth:`pnp.run.Algorithm.run`).
+STATUSES = ("converged", "max_iter", "diverged", "nan", "time_limit", "unverified")
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,11 @@ class Result:
         Final estimate, shape (B, C, H, W). After a divergence or a NaN it is the last
         finite iterate, never a NaN image.
     converged : bool
-        ``status == "converged"`` (the residual tolerance was met).
+        ``status == "converged"``: the residual tolerance was met and the returned ``x`` passed the
+        final verification (the unaccelerated map's residual at ``x``, ``diagnostics["final_verification"]``).
     status : str
-        One of ``"converged"``, ``"max_iter"``, ``"diverged"``, ``"nan"``, ``"time_limit"``.
+        One of ``"converged"``, ``"max_iter"``, ``"diverged"``, ``"nan"``, ``"time_limit"`` and
+        ``"unverified"`` (the stopping test fired, the returned ``x`` failed the final verification).
     iterations : int
         Number of completed iterations.
     seconds : float
@@ -57,7 +60,10 @@ class Result:
     diagnostics : dict
         Runtime checks: ``"monotone"`` (a :class:`pnp.diagnostics.MonotonicityReport`,
         PGD only), ``"divergence"`` (a :class:`pnp.diagnostics.DivergenceReport` or None),
-        ``"last_finite_iteration"``.
+        ``"last_finite_iteration"``, ``"final_verification"`` (``residual``: the unaccelerated map's
+        residual at ``x`` scaled like the stopping test; ``tolerance``, ``factor``, ``passed``: whether
+        ``residual <= factor * tolerance``, None without a tolerance; ``fallback`` when an accelerated
+        run finished with plain iterations, and ``reason``).
 
     Examples
     --------
@@ -87,9 +93,20 @@ class Result:
 
     @property
     def final_residual(self) -> float:
-        """Last relative residual (``nan`` when no iteration ran)."""
+        """The verified residual at ``x`` (``diagnostics["final_verification"]``) when the run checked it,
+        else the last relative residual of the history (``nan`` when no iteration ran)."""
+        check = self.diagnostics.get("final_verification")
+        if isinstance(check, dict) and isinstance(check.get("residual"), float):
+            return check["residual"]
         res = self.history.get("residual", [])
         return res[-1] if res else math.nan
+
+    @property
+    def verified(self) -> bool | None:
+        """Whether ``x`` passed the final verification (None when it was not checked: no tolerance, a
+        breakdown, or a result built by hand)."""
+        check = self.diagnostics.get("final_verification")
+        return check.get("passed") if isinstance(check, dict) else None
 
     @property
     def psnr(self) -> float | None:
@@ -127,6 +144,7 @@ class Result:
             "params": dict(self.params),
             "unsafe": self.unsafe,
             "final_residual": self.final_residual,
+            "verified": self.verified,
             "psnr": self.psnr,
             "history": {k: list(v) for k, v in self.history.items()},
             "report": None if self.report is None else self.report.to_dict(),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
 
 import torch
@@ -25,14 +26,15 @@ from torch import Tensor
 
 from operators.fidelity import PenalizedFidelity
 from priors.classical import Box
-from pnp.assumptions import AssumptionReport, Theory, describe_fidelity, register_theory
+from pnp.assumptions import AssumptionReport, Theory, describe_fidelity, register_theory, update_hypothesis_report
 from pnp.assumptions_registry import register_class
 from pnp.diagnostics import DivergenceMonitor, relative_residual
 from pnp.result import Result
 from pnp.run_log import RunLog, predicted_total
 from pnp.stopping import IterationInfo, StoppingCriterion, default_criterion
+from pnp.verification import FALLBACK_REASON, VERIFY_FACTOR, FinalVerification
 
-__all__ = ["Algorithm", "DataFidelityLike", "PriorLike", "predicted_total"]
+__all__ = ["Algorithm", "DataFidelityLike", "PriorLike", "predicted_total", "VERIFY_FACTOR", "FALLBACK_REASON"]
 
 
 @runtime_checkable
@@ -56,6 +58,14 @@ class PriorLike(Protocol):
 
 
 _DEFAULT = object()
+
+
+@dataclass(frozen=True)
+class _PlainStep:
+    """History entry of a fallback's plain step in an accelerated run (``pnp.acceleration.STEP_PLAIN``)."""
+
+    evaluations: int
+    last: float = 0.0
 
 
 def _split_problem(obj: Any) -> tuple[Any, Any]:
@@ -88,7 +98,7 @@ def _check_positive(name: str, value: Any) -> float:
     return v
 
 
-class Algorithm:
+class Algorithm(FinalVerification):
     """Base class of the solvers for ``min_x f(x) + g(x)`` (or their Plug-and-Play versions).
 
     Parameters
@@ -195,6 +205,9 @@ class Algorithm:
         return {"step": self.step, "relaxation": self.relaxation, "L": self.L, "unsafe": self.unsafe_used}
 
     def _report(self) -> AssumptionReport:
+        overridden = update_hypothesis_report(type(self), self.name, self.unsafe_used)
+        if overridden is not None:  # update() changed below the class that declared the theorem
+            return overridden
         if self.theory is None:
             return AssumptionReport(self.name, "no guarantee", "",
                                     reason=f"{self.name} declares no convergence theorem (class attribute theory)",
@@ -341,6 +354,15 @@ class Algorithm:
             if tracker.violation is not None:
                 report = withdraw(report, Hypothesis("inner prox errors summable", False,
                                                      tracker.violation["reason"]))
+        check = diagnostics.get("final_verification") or {}
+        if check.get("in_region") is False and status != "converged" and report.verdict == "guaranteed":
+            report = withdraw(report, Hypothesis(
+                "the accelerated iterates stay where the safeguard keeps them (unaccelerated residual <= "
+                "max_growth x the first one)", False, str(check.get("reason") or FALLBACK_REASON)))
+        if status == "unverified" and report.verdict == "guaranteed":
+            report = withdraw(report, Hypothesis(
+                "the returned iterate passes the final verification (residual of the unaccelerated map <= "
+                f"{VERIFY_FACTOR:g} x tol)", False, str(check.get("reason") or FALLBACK_REASON)))
         if status in ("diverged", "nan") and report.verdict == "guaranteed":
             why = diagnostics.get("stop_reason") or status
             report = withdraw(report, Hypothesis(
@@ -376,15 +398,21 @@ class Algorithm:
         return False, f"{self.name}: the objective is not monotone in general"
 
     def default_x0(self) -> Tensor:
-        """``problem.x0()`` when a problem was given; otherwise ``y`` (same shape) or ``Aᵀy``."""
+        """The smooth least-squares start :func:`pnp.start.smooth_start` (for a least-squares data term),
+        from ``problem.x0()`` when a problem was given, otherwise from ``y`` (same shape) or ``Aᵀy``.
+
+        ``y`` itself leaves an inpainting mask's holes at zero, where a learned smooth regulariser's
+        gradient is saturated and the iterations crawl (see :mod:`pnp.start` for the measurements)."""
+        from pnp.start import smooth_start
+
         if self.problem is not None and callable(getattr(self.problem, "x0", None)):
-            return self.problem.x0()
+            return smooth_start(self.fidelity, self.problem.x0())
         y = getattr(self.fidelity, "y", None)
         op = getattr(self.fidelity, "operator", None)
         if y is None or op is None:
             raise ValueError("x0: the fidelity has no y/operator to build a starting point from; pass x0=...")
         x = op.adjoint(y)
-        return y.clone() if x.shape == y.shape else x
+        return smooth_start(self.fidelity, y.clone() if x.shape == y.shape else x)
 
     # ------------------------------------------------------------------ the loop
     def run(
@@ -427,6 +455,12 @@ class Algorithm:
         Returns
         -------
         Result
+            Status ``"converged"`` only when the returned ``x`` is finite and passes the final
+            verification: one more application of the *unaccelerated* map at ``x`` gives a residual
+            at most ``VERIFY_FACTOR`` (2) times the tolerance (:meth:`_verify`; recorded in
+            ``diagnostics["final_verification"]``). An accelerated run that fails it continues with
+            plain iterations from its safest iterate within the budget left; otherwise the status is
+            ``"unverified"`` and the report loses "guaranteed".
         """
         criterion = stop if stop is not None else default_criterion(max_iter, tol, time_limit)
         if not isinstance(criterion, StoppingCriterion):
@@ -451,6 +485,7 @@ class Algorithm:
         t0 = time.perf_counter() - start_seconds
         try:
             status, k, state = self._iterate(state, x0, criterion, monitor, log, callback, diagnostics, t0)
+            status, k, state = self._verify(status, k, state, x0, criterion, monitor, log, callback, diagnostics, t0)
         finally:
             log.close()
         seconds = time.perf_counter() - t0
@@ -466,15 +501,18 @@ class Algorithm:
 
     def _iterate(self, state: Any, x0: Tensor, criterion: StoppingCriterion, monitor: DivergenceMonitor | None,
                  log: RunLog, callback: Callable[[int, Any, dict[str, float]], None] | None,
-                 diagnostics: dict[str, Any], t0: float) -> tuple[str, int, Any]:
-        """The loop of :meth:`run`: returns ``(status, iterations, last finite state)``."""
-        policy = self.acceleration
+                 diagnostics: dict[str, Any], t0: float, *, plain: bool = False, k: int = 0,
+                 evaluations: int = 0) -> tuple[str, int, Any]:
+        """The loop of :meth:`run`: returns ``(status, iterations, last finite state)``.
+
+        ``plain`` runs unaccelerated iterations from the algorithm state ``state`` after ``k``
+        iterations (``evaluations`` applications of the map) of an accelerated run: its fallback."""
+        policy = None if plain else self.acceleration
         eps = torch.finfo(x0.dtype).eps if x0.is_floating_point() else 2.2e-16
-        old_norm = float(torch.linalg.vector_norm(x0))
+        old_norm = float(torch.linalg.vector_norm(x0 if k == 0 else state.x))
         scale = self.residual_scale()
         if scale != 1.0:
             diagnostics["residual_scale"] = scale
-        k = 0
         status: str | None = None
         while status is None:
             if policy is None:
@@ -495,7 +533,14 @@ class Algorithm:
             k += 1
             state, old_norm = new, nx
             elapsed = time.perf_counter() - t0
-            record = log.record(k, state, new if policy is not None else None, rel, elapsed)
+            if policy is not None:
+                step_record = new
+            elif plain:  # the fallback's plain steps keep the accelerated run's history columns aligned
+                evaluations += 1
+                step_record = _PlainStep(evaluations=evaluations)
+            else:
+                step_record = None
+            record = log.record(k, state, step_record, rel, elapsed)
             if callback is not None:
                 callback(k, state if policy is None else state.image, record)
             if monitor is not None:
@@ -525,7 +570,8 @@ class Algorithm:
         diagnostics.setdefault("divergence", None)
         diagnostics["last_finite_iteration"] = k
         if self.acceleration is not None:
-            diagnostics["acceleration"] = self.acceleration.summary(state)
+            if "acceleration" not in diagnostics:  # (set by the final verification, before any fallback)
+                diagnostics["acceleration"] = self.acceleration.summary(state)
         else:
             diagnostics.update(self.run_diagnostics(state))
         if self._overrides:

@@ -41,7 +41,9 @@ from pnp.registry import CHECKPOINT_SUFFIXES, LAM_NOISE_EXPONENT
 from pnp.report import diagnostics_line, diagnostics_record, format_batch_table, format_table, monotone_summary
 from pnp.report import verdict_line
 from pnp.spec import (MAX_NOISE, MIN_RELAXATION, SOLVE_ARRAYS, STEP_RANGE, OutputSpec, SolveConfig, SolverSpec,
-                      check_output_paths, check_solve_memory, check_solver_ranges, check_step_range)
+                      check_native_memory, check_output_paths, check_solve_memory, check_solver_ranges,
+                      check_step_range)
+from pnp.outputs import check_output_targets, write_reconstruction
 from problems import ProblemSpec
 
 __all__ = [
@@ -87,6 +89,8 @@ class _Job:
     algorithm: Any
     report: Any
     warnings: list
+    spec: Any = None  # the ProblemSpec the solver works with (sigma: the assumed noise level)
+    estimate: Any = None  # problems.noise_estimate.NoiseEstimate, when the noise level was estimated
 
 
 def _check_job(config: SolveConfig) -> None:
@@ -100,13 +104,16 @@ def _check_job(config: SolveConfig) -> None:
                              "observation overflows float32; use a noise level of at most 1 (the image range)")
     if spec.size is not None:  # estimated before anything is allocated
         check_solve_memory(spec.size, 1 if spec.gray else 3)
+    else:  # native size: the image's header gives its size
+        check_native_memory(spec.image, 1 if spec.gray else 3, observed=spec.observed)
 
 
 def _build_job(spec: ProblemSpec, sspec: SolverSpec) -> _Job:
     """Simulate the problem, build the prior and the algorithm, and check the denoiser level."""
     torch.manual_seed(spec.seed)
-    problem = spec.build()
-    prior, prior_info = build_prior(sspec, spec, channels=int(problem.truth.shape[1]))
+    resolved = spec.build_resolved()  # an observation is read, not simulated; an estimated sigma lands in spec
+    problem, spec = resolved.problem, resolved.spec
+    prior, prior_info = build_prior(sspec, spec, channels=int(problem.y.shape[1]), observation=problem.y)
     if sspec.step is not None:
         lip = getattr(problem.fidelity, "lipschitz_grad", None)
         check_step_range(sspec.step, lip() if callable(lip) else None)
@@ -121,12 +128,13 @@ def _build_job(spec: ProblemSpec, sspec: SolverSpec) -> _Job:
     run_warnings = noise_warnings(spec, prior, prior_info, algorithm.step)
     for text in run_warnings:
         warnings.warn(text, RuntimeWarning, stacklevel=3)
-    return _Job(problem, prior, prior_info, algorithm, report, run_warnings)
+    return _Job(problem, prior, prior_info, algorithm, report, run_warnings, spec, resolved.estimate)
 
 
-def _run(algorithm: Any, sspec: SolverSpec, *, quiet: bool, diagnostics: bool, lipschitz_points: int) -> tuple:
-    """``(Result, ConvergenceDiagnostics or None)`` of the run."""
-    options = dict(max_iter=sspec.max_iter, tol=sspec.tol if sspec.tol > 0 else None,
+def _run(algorithm: Any, sspec: SolverSpec, *, quiet: bool, diagnostics: bool, lipschitz_points: int,
+         x0: torch.Tensor | None = None) -> tuple:
+    """``(Result, ConvergenceDiagnostics or None)`` of the run (``x0``: a warm start, e.g. from ``lam: auto``)."""
+    options = dict(x0=x0, max_iter=sspec.max_iter, tol=sspec.tol if sspec.tol > 0 else None,
                    time_limit=sspec.time_limit, progress=not quiet)
     if diagnostics:
         from pnp.convergence import run_with_diagnostics
@@ -139,6 +147,9 @@ def _run(algorithm: Any, sspec: SolverSpec, *, quiet: bool, diagnostics: bool, l
 
 def _scores(problem: Any, x: torch.Tensor, failed: bool, finite_x: bool) -> dict[str, Any]:
     """The record's scores: the observation (as an image, else through Aᵀy) and the reconstruction."""
+    if problem.truth is None:  # a measured observation: nothing to score against
+        return {"observed": problem.y, "psnr_observed": None, "ssim_observed": None, "psnr": None, "ssim": None,
+                "psnr_gain": None, "psnr_last_iterate": None, "observed_label": "observation"}
     same_shape = tuple(problem.y.shape) == tuple(problem.truth.shape)
     observed = problem.y if same_shape else problem.x0()
     small = min(problem.truth.shape[-2:]) < 11  # SSIM's 11x11 window
@@ -164,14 +175,15 @@ def _write_images(config: SolveConfig, job: _Job, result: Any, diag: Any, record
     spec, sspec, ospec = config.problem, config.solver, config.output
     out_dir = Path(ospec.dir).expanduser()
     stem = _stem(spec, sspec, record.prior)
-    paths: dict[str, Any] = {"figure": None, "reconstruction": None, "diagnostics": None}
+    paths: dict[str, Any] = {"figure": None, "reconstruction": None, "reconstruction_png": None,
+                             "reconstruction_tiff": None, "diagnostics": None}
+    inputs = [spec.image] if Path(spec.image).expanduser().is_file() else []
+    check_output_targets([out_dir / f"{stem}.png"] if ospec.figure else [], inputs)
     if ospec.figure or not record.failed:
         out_dir.mkdir(parents=True, exist_ok=True)
-    if not record.failed:
-        import numpy as np
-
-        paths["reconstruction"] = out_dir / f"{stem}_reconstruction.npy"
-        np.save(paths["reconstruction"], result.x.detach().cpu().to(torch.float32).numpy()[0])
+    if not record.failed:  # .npy (float32), 8-bit PNG (clipped to [0, 1]), float32 TIFF (not clipped)
+        files = write_reconstruction(result.x, out_dir, stem, inputs=inputs)
+        paths.update(reconstruction=files["npy"], reconstruction_png=files["png"], reconstruction_tiff=files["tiff"])
     if ospec.figure:
         paths["figure"] = record_figure(record, observed=observed, reconstruction=result.x,
                                         truth=job.problem.truth, history=result.history, path=out_dir / f"{stem}.png")
@@ -202,18 +214,56 @@ def _record(config: SolveConfig, job: _Job, result: Any, report: Any, run_scores
         "step": float(job.algorithm.step), "lam": info["lam"], "lam_source": info["lam_source"],
         "denoiser_sigma": info["denoiser_sigma"], "denoiser_strength": info.get("denoiser_strength"),
         "prior": info["name"], "algorithm": sspec.algorithm, "tol": sspec.tol, "max_iter": sspec.max_iter,
-        "final_residual": result.final_residual, "unsafe": bool(result.unsafe),
+        "final_residual": result.final_residual, "verification": result.diagnostics.get("final_verification"),
+        "unsafe": bool(result.unsafe),
         "guarantee": {"verdict": None if report is None else report.verdict,
                       "theorem": None if report is None else report.theorem, "line": verdict_line(report),
                       "report": None if report is None else report.to_dict()},
         "stop_reason": result.diagnostics.get("stop_reason"), "accelerate": sspec.accelerate,
         "acceleration": result.diagnostics.get("acceleration"), "restart": result.diagnostics.get("restart"),
         "monotone": monotone_summary(result.diagnostics.get("monotone")),
-        "shape": list(job.problem.truth.shape), "problem": config.problem.to_dict(), "solver": sspec.to_dict(),
+        "shape": list(job.problem.y.shape if job.problem.truth is None else job.problem.truth.shape),
+        "problem": config.problem.to_dict(), "solver": sspec.to_dict(), **_noise_fields(config.problem, job),
         "history": {k: list(v) for k, v in result.history.items() if k in _HISTORY_KEYS},
         "inexact_prox": result.diagnostics.get("inexact_prox"), "warnings": job.warnings,
         "versions": {"torch": torch.__version__, "python": sys.version.split()[0]},
     })
+
+
+def _noise_fields(given: ProblemSpec, job: _Job) -> dict[str, Any]:
+    """The record's noise fields: the level the solver assumed and, when estimated, the estimate."""
+    estimate = None
+    if job.estimate is not None:
+        estimate = {**job.estimate.to_dict(), "true_sigma": None if given.observed else given.sigma}
+    return {"observed_input": given.observed, "noise_estimated": job.estimate is not None, "noise_estimate": estimate,
+            "noise_sigma": job.spec.sigma if job.spec is not None and job.spec.noise_model != "poisson" else None}
+
+
+def _default_strength(sspec: SolverSpec) -> SolverSpec:
+    """``sspec`` with its strength left to the prior's default rule (the start of ``lam: auto``)."""
+    return dataclasses.replace(sspec, lam=None, denoiser_sigma=None)
+
+
+def _choose_strength(config: SolveConfig, job: _Job, *, quiet: bool, stream: TextIO | None) -> tuple[_Job, Any]:
+    """``lam: auto``: the strength chosen from the data (:mod:`pnp.parameters`), and the job rebuilt at it.
+
+    The choice is printed (a fallback to another rule is also warned about, so it shows with
+    ``--quiet`` too); its warm start seeds the final solve, run at the user's tolerance.
+    """
+    from pnp.parameters import choose_strength, numeric_spec
+
+    choice = choose_strength(job.problem, config.solver, job.spec if job.spec is not None else config.problem,
+                             channels=int(job.problem.y.shape[1]))
+    if not quiet:
+        print(choice.line(), file=sys.stdout if stream is None else stream, flush=True)
+    if choice.fallback:
+        warnings.warn(choice.line(), RuntimeWarning, stacklevel=3)
+    if choice.rule == "default":
+        return job, choice
+    job = _build_job(config.problem, numeric_spec(config.solver, choice))
+    rule = {"sure": "SURE", "discrepancy": "discrepancy principle"}[choice.rule]
+    job.prior_info["lam_source"] = f"auto: {rule} ({len(choice.evaluations)} evaluations; record lam_choice)"
+    return job, choice
 
 
 def solve(
@@ -265,19 +315,29 @@ def solve(
         # ("anderson" asked explicitly still accelerates; its envelope is then reported n/a)
         config = dataclasses.replace(config, solver=dataclasses.replace(config.solver, accelerate="none"))
     _check_job(config)
-    job = _build_job(config.problem, config.solver)
+    auto = config.solver.auto_strength  # "auto": built at the default strength, then chosen from the data
+    job = _build_job(config.problem, _default_strength(config.solver) if auto else config.solver)
+    if job.estimate is not None and not quiet:  # before the run: the user sees the level the solver assumes
+        print(job.estimate.line(), file=sys.stdout if stream is None else stream, flush=True)
+    choice = None
+    if auto:
+        job, choice = _choose_strength(config, job, quiet=quiet, stream=stream)
     result, diag = _run(job.algorithm, config.solver, quiet=quiet, diagnostics=diagnostics,
-                        lipschitz_points=lipschitz_points)
+                        lipschitz_points=lipschitz_points, x0=None if choice is None else choice.x)
     # the run's own verdict: withdrawn when a hypothesis failed while iterating
     report = result.report if result.report is not None else job.report
     finite_x = bool(torch.isfinite(result.x).all())
     status = result.status if finite_x else "nan"
     run_scores = _scores(job.problem, result.x, status in ("nan", "diverged"), finite_x)
     record = _record(config, job, result, report, run_scores, status, finite_x)
+    if choice is not None:
+        record = record.replace(lam_choice=json_safe(choice.to_dict()))
     paths = _write_images(config, job, result, diag, record, run_scores["observed"])
     json_path = Path(config.output.json).expanduser() if config.output.json else None
     record = record.replace(**json_safe({"diagnostics": paths["diagnostics"], "figure": paths["figure"],
-                                         "reconstruction": paths["reconstruction"], "json": json_path}),
+                                         "reconstruction": paths["reconstruction"],
+                                         "reconstruction_png": paths["reconstruction_png"],
+                                         "reconstruction_tiff": paths["reconstruction_tiff"], "json": json_path}),
                             seconds_total=time.perf_counter() - t_start)
     if json_path is not None:
         write_json(json_path, record.to_dict())

@@ -43,9 +43,26 @@ __all__ = [
     "check_solver_ranges",
     "check_output_paths",
     "check_solve_memory",
+    "check_native_memory",
 ]
 
 _ACCELERATIONS: tuple[str, ...] = ("auto", "anderson", "none")  # pnp.acceleration.ACCELERATIONS
+_LAM_RULES: tuple[str, ...] = ("sure", "discrepancy")  # pnp.parameters.RULES
+#: The strength value that asks for a choice from the data (pnp.parameters.AUTO).
+AUTO = "auto"
+
+
+def _strength(value: Any, name: str) -> float | str | None:
+    """A positive number, ``"auto"`` (any case) or None; anything else is refused in one line."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            raise ValueError(f"solver field {name!r} must be a positive number, 'auto' or null, got {value!r}; "
+                             f"write e.g. '{name}: 0.01' or '{name}: auto'") from None
+    return as_float(value, name, "solver", exclusive=True, optional=True)
 
 
 @dataclass(frozen=True)
@@ -64,13 +81,16 @@ class SolverSpec:
         :data:`pnp.registry.PRIORS`
         or any name of ``priors.pretrained_names()`` (Plug-and-Play), or the path of a
         learned-denoiser checkpoint (``.pt``) read by ``priors.load_checkpoint``.
-    lam : float or None
+    lam : float, "auto" or None
         Regularisation weight (> 0). ``None``: for a classical prior, :func:`default_lam`
         (scaled with the noise level); for a denoiser prior, the denoiser runs at the fixed
         level ``denoiser_sigma`` instead (``lam`` and ``denoiser_sigma`` are exclusive).
-    denoiser_sigma : float or None
+        ``"auto"``: the prior's strength (its weight, or a denoiser's level) is chosen from the
+        data by ``lam_rule`` (:mod:`pnp.parameters`).
+    denoiser_sigma : float, "auto" or None
         Noise level handed to a denoiser prior (bm3d or checkpoint). ``None``: the checkpoint's
-        training level when it records one, else the problem's noise level.
+        training level when it records one, else the problem's noise level. ``"auto"``: as
+        ``lam: auto``.
     algorithm : {"pgd", "fista", "admm", "drs", "hqs", "pdhg"}
         Solver; see :mod:`pnp.algorithms`.
     step : float or None
@@ -95,6 +115,9 @@ class SolverSpec:
     restart : {"none", "gradient", "function"}
         Adaptive restart of FISTA's momentum (:mod:`pnp.restart`); refused for algorithms without
         momentum.
+    lam_rule : {"sure", "discrepancy"}
+        How ``lam: auto`` chooses the strength: SURE with a Monte-Carlo divergence (default), or
+        Morozov's discrepancy principle (falls back to SURE, saying so, where it has no root).
 
     Examples
     --------
@@ -114,6 +137,7 @@ class SolverSpec:
     unsafe: bool = False
     accelerate: str = "auto"
     restart: str = "none"
+    lam_rule: str = "sure"
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -126,9 +150,8 @@ class SolverSpec:
                 f"name, or a checkpoint path ending in {'/'.join(CHECKPOINT_SUFFIXES)}, got {self.prior!r}"
             )
         set_("prior", prior)
-        set_("lam", as_float(self.lam, "lam", "solver", exclusive=True, optional=True))
-        set_("denoiser_sigma", as_float(self.denoiser_sigma, "denoiser_sigma", "solver", exclusive=True,
-                                        optional=True))
+        set_("lam", _strength(self.lam, "lam"))
+        set_("denoiser_sigma", _strength(self.denoiser_sigma, "denoiser_sigma"))
         if self.denoiser_sigma is not None and not self.is_denoiser:
             raise ValueError(f"solver field 'denoiser_sigma' applies to bm3d, a learned or a checkpoint prior, not "
                              f"{self.prior!r}; use 'lam' for a classical prior")
@@ -144,6 +167,12 @@ class SolverSpec:
         set_("unsafe", as_bool(self.unsafe, "unsafe", "solver"))
         set_("accelerate", as_choice(self.accelerate, "accelerate", "solver", _ACCELERATIONS))
         set_("restart", as_choice(self.restart, "restart", "solver", RESTARTS))
+        set_("lam_rule", as_choice(self.lam_rule, "lam_rule", "solver", _LAM_RULES))
+
+    @property
+    def auto_strength(self) -> bool:
+        """True when ``lam`` or ``denoiser_sigma`` is ``"auto"``: the strength is chosen from the data."""
+        return AUTO in (self.lam, self.denoiser_sigma)
 
     @property
     def entry(self) -> RegisteredPrior:
@@ -261,8 +290,10 @@ class SolveConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> SolveConfig:
-        """Read a config file (see ``pnp/configs/solve_default.yaml`` for a complete example)."""
-        return cls.from_dict(load_yaml_mapping(path), where=f"'{path}'")
+        """Read a config file (see ``pnp/configs/solve_default.yaml`` for a complete example; the
+        forms accepted are those of :func:`read_solve_yaml`)."""
+        path, raw = read_solve_yaml(path)
+        return cls.from_dict(raw, where=f"'{path}'")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dictionary (YAML/JSON serialisable)."""
@@ -286,6 +317,24 @@ class SolveConfig:
             },
             where=where,
         )
+
+
+def read_solve_yaml(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """``(resolved path, mapping with problem/solver/output sections)`` of a solve config file.
+
+    A file whose top level holds problem fields and no section (a problem spec, like the bundled
+    ``problems/specs/*.yaml``) is read as the ``problem:`` section; a bundled spec may be named
+    without its path (``inpainting``) when no file of that name exists."""
+    from problems.spec import bundled_spec_names, bundled_spec_path
+
+    resolved = Path(path)
+    if not resolved.expanduser().exists() and str(path) in bundled_spec_names():
+        resolved = bundled_spec_path(str(path))
+    raw = load_yaml_mapping(resolved)
+    problem_fields = {f.name for f in dataclasses.fields(ProblemSpec)}
+    if raw and not set(raw) & {"problem", "solver", "output"} and set(raw) & problem_fields:
+        raw = {"problem": raw}
+    return resolved, raw
 
 
 #: A given step times L = Lip(∇f) must lie in this range: below it an iteration barely moves and
@@ -418,3 +467,18 @@ def check_solve_memory(size: int, channels: int) -> None:
     check_memory(float(size) * size * channels * 4 * SOLVE_ARRAYS,
                  f"problem field 'size' (--size) {size} ({size} x {size}, {channels} channel{'s' if channels > 1 else ''})",
                  "choose a smaller --size")
+
+
+def check_native_memory(image: str | Path, channels: int, *, observed: bool = False) -> None:
+    """Refuse an image solved at its native size when the solve would not fit in memory.
+
+    The same estimate as :func:`check_solve_memory`, on the image's own height and width, read
+    from the file header (:func:`problems.images.image_shape`): nothing is decoded or allocated.
+    """
+    from problems.images import check_memory, image_shape
+
+    height, width, _ = image_shape(image)
+    fix = "crop the file" if observed else "pass --size N to solve a centre crop resized to N x N, or crop the file"
+    check_memory(float(height) * width * channels * 4 * SOLVE_ARRAYS,
+                 f"image '{image}' at its native size ({height} x {width}, {channels} "
+                 f"channel{'s' if channels > 1 else ''})", fix)

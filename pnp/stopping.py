@@ -23,6 +23,7 @@ __all__ = [
     "AnyOf",
     "AllOf",
     "default_criterion",
+    "tolerance_of",
 ]
 
 
@@ -251,3 +252,23 @@ def default_criterion(
     if not parts:
         raise ValueError("max_iter, tol and time_limit are all None; give at least max_iter so the run ends")
     return AnyOf(*parts)
+
+
+def tolerance_of(criterion: StoppingCriterion) -> float | None:
+    """The residual tolerance a criterion stops at with status ``"converged"`` (the largest one in a
+    composition), or None when it has no :class:`Tolerance`.
+
+    The final verification of a run (:meth:`pnp.run.Algorithm.run`) checks the returned iterate
+    against it.
+
+    Examples
+    --------
+    >>> tolerance_of(MaxIter(10) | Tolerance(1e-4)), tolerance_of(MaxIter(10)) is None
+    (0.0001, True)
+    """
+    if isinstance(criterion, Tolerance):
+        return criterion.tol
+    if isinstance(criterion, (AnyOf, AllOf)):
+        tols = [t for t in (tolerance_of(c) for c in criterion.criteria) if t is not None]
+        return max(tols) if tols else None
+    return None

@@ -5,7 +5,9 @@ and the unconstrained DnCNN baseline, so the price of the guarantee is measured.
 when available, on CPU otherwise, and under ``torchrun --nproc_per_node=N`` with
 DistributedDataParallel (gloo on CPU, nccl on GPU).  A checkpoint (weights, optimizer,
 scheduler, RNG and sampler states, config, certificate, data description) is written every
-``checkpoint.every`` steps and when SIGINT/SIGTERM arrives; ``--resume`` continues exactly.
+``checkpoint.every`` steps and when SIGINT/SIGTERM arrives (by rank 0, holding every rank's data
+stream); ``--resume`` continues exactly on the same number of processes, and on another number
+with the same weights, optimizer and schedule (ranks the checkpoint lacks start their own streams).
 The steps themselves are the project's one training loop, :func:`priors.training_loop.fit_denoiser`.
 """
 
@@ -45,6 +47,7 @@ from .registry import (ARCHITECTURES, CHECKPOINT_FORMAT, MODEL_FORMAT, atomic_sa
                        save_model_file)
 from .ridge import RidgeRegularizer, transfer_state
 from .ridge_stack import RidgeStack, stack_from_single
+from .training_checkpoint import _nonfinite, load_training_checkpoint
 from .training_loop import NOISE_SAMPLINGS, StepOutcome, fit_denoiser
 
 __all__ = ["TrainConfig", "build_model", "train", "main", "save_model_file", "MODEL_FORMAT"]
@@ -392,10 +395,19 @@ def _restore(state: dict, cfg: TrainConfig, ckpt_path: Path, parts: dict[str, An
     parts["model"].load_state_dict(state["state_dict"])
     parts["opt"].load_state_dict(state["optimizer"])
     parts["sched"].load_state_dict(state["scheduler"])
-    if len(state["ranks"]) != world:
-        raise ValueError(f"--resume: checkpoint '{ckpt_path}' was written by {len(state['ranks'])} process(es), this run has {world}")
-    parts["sampler"].load_state_dict(state["ranks"][rank]["sampler"])
-    parts["noise_gen"].set_state(state["ranks"][rank]["noise_rng"])
+    saved = len(state["ranks"])
+    if rank < saved:  # this rank's data stream continues where it stopped
+        parts["sampler"].load_state_dict(state["ranks"][rank]["sampler"])
+        parts["noise_gen"].set_state(state["ranks"][rank]["noise_rng"])
+    # a rank that the earlier run did not have keeps the stream of its own seed (seed + 1000 * rank)
+    if saved != world and rank == 0:
+        extra = [str(r) for r in range(min(saved, world), max(saved, world))]
+        names = f"rank{'s' if len(extra) > 1 else ''} {', '.join(extra)}"
+        streams = (f"{names} start{'s' if len(extra) == 1 else ''} from {'its' if len(extra) == 1 else 'their'} own "
+                   f"seed{'s' if len(extra) > 1 else ''}" if world > saved else f"the data streams of {names} end")
+        print(f"stablepnp train: resuming a {saved}-process run on {world} process(es): weights, optimizer, schedule "
+              f"and step continue, {streams}, and each step now averages the gradients of {world} process(es); the run "
+              "is no longer step-for-step the one an uninterrupted run would have made", file=sys.stderr)
     torch.set_rng_state(state["torch_rng"])
     return int(state["step"]), list(state["log"])
 
@@ -416,6 +428,11 @@ class _Session:
         self.t_last = time.perf_counter()
 
     def checkpoint(self) -> None:
+        bad = _nonfinite(self.model.state_dict())
+        if bad:  # never written over the last good checkpoint
+            raise FloatingPointError(f"training diverged: the weights became non-finite by step {self.step} ({bad}); "
+                                     f"the last good checkpoint is kept in '{self.ckpt_path}' (lower optim.lr or set "
+                                     "optim.grad_clip)")
         mine = {"sampler": self.sampler.state_dict(), "noise_rng": self.noise_gen.get_state(),
                 "weights_sha256": _digest(self.model)}
         per_rank = [mine]
@@ -478,6 +495,9 @@ class _Session:
         summary = {"step": step, "finished": step >= cfg.optim.steps, "checkpoint": str(self.ckpt_path),
                    "interrupted": self.stop.requested}
         if self.rank == 0 and step >= cfg.optim.steps:
+            bad = _nonfinite(self.model.state_dict())
+            if bad:  # a model file is written only with finite weights
+                raise FloatingPointError(f"training diverged: the weights are non-finite ({bad}); no model file written")
             vals = [e["val_psnr"] for e in self.log if "val_psnr" in e]
             training = {"config": json.loads(json.dumps(cfg.to_dict())), "steps": step, "data": self.description,
                         "final_val_psnr": vals[-1] if vals else None,
@@ -510,7 +530,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, max_
     parts = {"model": model, "opt": opt, "sched": sched, "sampler": sampler, "noise_gen": noise_gen}
     step, log = 0, []
     if resume and ckpt_path.is_file():
-        step, log = _restore(load_training_checkpoint(ckpt_path), cfg, ckpt_path, parts, world, rank)
+        try:
+            step, log = _restore(load_training_checkpoint(ckpt_path), cfg, ckpt_path, parts, world, rank)
+        except (KeyError, TypeError, IndexError, RuntimeError, AttributeError) as exc:  # a forged or damaged file
+            raise ValueError(f"--resume: checkpoint '{ckpt_path}' cannot be restored ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); start again with --overwrite") from None
     else:
         if resume and rank == 0:
             print(f"stablepnp train: no checkpoint in '{out_dir}', starting from step 0", file=sys.stderr)
@@ -568,17 +592,6 @@ def warm_start(model: torch.nn.Module, path: str | Path) -> None:
         raise ValueError(f"init_from: '{path}' does not fit the model of this config: {str(exc).splitlines()[0]}") from None
 
 
-def load_training_checkpoint(path: str | Path) -> dict:
-    p = Path(path)
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated / not a torch file
-        raise ValueError(f"checkpoint '{path}' could not be loaded ({type(exc).__name__}); it may be truncated or not a stable-pnp file") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"'{path}' is not a stable-pnp training checkpoint")
-    return state
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``stablepnp train CONFIG.yaml [--resume]``."""
     parser = argparse.ArgumentParser(prog="stablepnp train", description="Train a denoiser (averaged network or baseline).")
@@ -597,6 +610,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"stablepnp: error: {exc}", file=sys.stderr)
         return 2
+    except FloatingPointError as exc:  # the run diverged: nothing non-finite was written
+        print(f"stablepnp: error: {exc}", file=sys.stderr)
+        return 1
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary))
     return 130 if summary.get("interrupted") else 0

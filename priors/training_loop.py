@@ -133,8 +133,8 @@ def fit_denoiser(
         value = denoising_loss(out, clean, loss)
         if not torch.isfinite(value):
             if on_nonfinite is not None:
-                on_nonfinite(step, float(value))
-            raise FloatingPointError(f"training loss became {float(value)} at step {step}")
+                on_nonfinite(step, float(value.detach()))
+            raise FloatingPointError(f"training loss became {float(value.detach())} at step {step}")
         optimizer.zero_grad(set_to_none=True)
         value.backward()
         if grad_clip > 0:

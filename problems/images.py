@@ -5,6 +5,10 @@ with scikit-image (see :func:`available_images`) or a path to a PNG / JPEG / TIF
 and always returns a float tensor of shape ``(1, C, H, W)`` with values in ``[0, 1]``, ``C = 1``
 when ``gray=True`` and ``C = 3`` otherwise.
 
+:func:`load_observation` reads a measured observation ``y`` by the same rules, except that float
+values are kept as they are (noise takes them outside [0, 1]) and nothing is resized;
+:func:`image_shape` reads a file's dimensions from its header.
+
 The bundled photographs are split once for the whole project:
 
 * :data:`TEST_SPLIT` -- camera, astronaut, coffee, chelsea, rocket: used for evaluation only;
@@ -39,7 +43,6 @@ from __future__ import annotations
 import os
 import struct
 import warnings
-import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -58,6 +61,10 @@ __all__ = [
     "load_image",
     "available_memory",
     "check_memory",
+    "load_observation",
+    "image_shape",
+    "check_image_file",
+    "MAX_IMAGE_PIXELS",
 ]
 
 #: Evaluation images; never used for training.
@@ -199,6 +206,96 @@ def load_image(
     return tensor.unsqueeze(0).to(dtype)
 
 
+def load_observation(
+    name_or_path: str | Path,
+    *,
+    gray: bool = True,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Load a measured observation ``y`` (not a ground truth) as a ``(1, C, H, W)`` tensor, at its native size.
+
+    The rules of :func:`load_image` apply (reading, integer scaling by the dtype's range, alpha,
+    channels) with two differences, both because ``y`` is data, not an image to be displayed:
+
+    * floating-point values are kept as they are: a noisy measurement holds values outside
+      [0, 1] (only NaN and Inf are refused);
+    * nothing is cropped or resized: resampling would change the blur and the noise the solver
+      models.
+
+    Parameters
+    ----------
+    name_or_path : str or pathlib.Path
+        PNG / JPEG / TIFF (8- or 16-bit, or float) / ``.npy`` file, or a bundled image name.
+    gray, dtype
+        As in :func:`load_image`.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> f = os.path.join(tempfile.mkdtemp(), "y.npy")
+    >>> np.save(f, np.array([[-0.02, 0.5], [1.03, 0.7]]))
+    >>> load_observation(f).flatten().tolist()[:3]  # doctest: +ELLIPSIS
+    [-0.0199..., 0.5, 1.0299...]
+    """
+    if not isinstance(name_or_path, (str, Path)):
+        raise TypeError(
+            f"load_observation expects an image name or a path, got {type(name_or_path).__name__}"
+        )
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"load_observation dtype must be a floating torch dtype, got {dtype!r}")
+    label, array = _read(name_or_path)
+    image = _to_unit_float(array, label, keep_float=True)
+    image = _convert_channels(_drop_alpha(image), gray)
+    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    return tensor.unsqueeze(0).to(dtype)
+
+
+def image_shape(name_or_path: str | Path) -> tuple[int, int, int]:
+    """``(H, W, C)`` of an image file as stored, read from its header where the format allows (nothing decoded).
+
+    Used to refuse an image too large to solve before it is loaded. ``C`` counts stored channels
+    (alpha included). Bundled images are loaded (they are small).
+
+    Examples
+    --------
+    >>> image_shape("camera")
+    (512, 512, 1)
+    """
+    path = Path(name_or_path).expanduser()
+    if not path.is_file():
+        _, array = _read(name_or_path)  # a bundled name, or the one-line error of a missing file
+        return int(array.shape[0]), int(array.shape[1]), int(array.shape[2]) if array.ndim == 3 else 1
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+            height, width = shape[:2]
+            channels = shape[2] if len(shape) == 3 else 1
+        elif suffix in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                height, width, channels = page.imagelength, page.imagewidth, page.samplesperpixel
+        elif suffix == ".png" and _png_header(path) is not None:  # IHDR: no decompression-bomb check needed
+            width, height, _, colour, _ = _png_header(path)  # type: ignore[misc]
+            channels = _PNG_CHANNELS.get(colour, 4)
+        else:
+            from PIL import Image
+
+            with warnings.catch_warnings():  # a header read: the callers weigh the size themselves
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    (width, height), channels = im.size, len(im.getbands())
+    except Exception as exc:  # any header failure becomes one line naming the file
+        if type(exc).__name__ == "DecompressionBombError":  # Pillow refuses above twice its limit
+            raise ValueError(f"image file '{path}' declares more than {2 * MAX_IMAGE_PIXELS:,} pixels in its header, "
+                             f"above the limit of {MAX_IMAGE_PIXELS:,} (problems.images.MAX_IMAGE_PIXELS); downscale "
+                             "or crop the file") from None
+        raise ValueError(f"cannot read image file '{path}': {first_line(exc)}") from None
+    return int(height), int(width), int(channels)
+
+
 # ----------------------------------------------------------------------------------------------
 # reading
 
@@ -246,6 +343,68 @@ def check_memory(needed: float, what: str, fix: str) -> None:
 # array) and the float tensor
 _LOAD_BYTES_PER_VALUE = 4 * 8
 
+#: Most pixels (height x width) an image file may declare: a larger file is refused from its header,
+#: before anything is decoded (a 79 kB PNG can declare 81 megapixels). 67 megapixels, e.g. 8192 x 8192;
+#: Pillow's decompression-bomb limit is set to the same number, so no Pillow decode goes beyond it.
+MAX_IMAGE_PIXELS = 2**26
+
+
+def _set_pillow_limit() -> None:
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
+
+_set_pillow_limit()
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # colour type -> channels once decoded (palette: RGB)
+
+
+def check_image_file(path: str | Path) -> tuple[int, int, int]:
+    """``(H, W, C)`` of an image file from its header; refused in one line when it is too large to load.
+
+    Nothing is decoded: PNG dimensions come from the IHDR chunk, the others from
+    :func:`image_shape` (Pillow's lazy ``Image.open``, tifffile's page tags, the ``.npy`` header).
+    Refused (``ValueError`` naming the file and the fix) above :data:`MAX_IMAGE_PIXELS`, or when
+    decoding and converting it would not fit in memory (:func:`check_memory`).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> f = os.path.join(tempfile.mkdtemp(), "a.npy"); np.save(f, np.zeros((3, 5)))
+    >>> check_image_file(f)
+    (3, 5, 1)
+    """
+    path = Path(path)
+    fix = "downscale or crop the file"
+    if path.suffix.lower() == ".npy":
+        return _check_npy_header(path, fix)
+    height, width, channels = image_shape(path)
+    pixels = int(height) * int(width)
+    if pixels > MAX_IMAGE_PIXELS:
+        raise ValueError(f"image file '{path}' declares {width} x {height} = {pixels:,} pixels in its header, above "
+                         f"the limit of {MAX_IMAGE_PIXELS:,} (problems.images.MAX_IMAGE_PIXELS); {fix}")
+    check_memory(float(pixels) * max(int(channels), 1) * _LOAD_BYTES_PER_VALUE,
+                 f"decoding image file '{path}' ({width} x {height}, {channels} channel{'s' if channels != 1 else ''})",
+                 fix)
+    return int(height), int(width), int(channels)
+
+
+def _check_npy_header(path: Path, fix: str) -> tuple[int, int, int]:
+    """:func:`check_image_file` for a ``.npy`` file: its header's shape (a pickle is refused when it is read)."""
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape  # the header only: nothing is read
+    except Exception:  # not an .npy file, a pickle, a broken header: the reader says so in one line
+        return 0, 0, 0
+    values = int(np.prod(shape)) if shape else 1
+    height, width = (shape[0], shape[1]) if len(shape) >= 2 else (values, 1)
+    channels = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    if height * width > MAX_IMAGE_PIXELS or values > 4 * MAX_IMAGE_PIXELS:
+        raise ValueError(f"image file '{path}' holds an array of shape {tuple(shape)}, above the limit of "
+                         f"{MAX_IMAGE_PIXELS:,} pixels (problems.images.MAX_IMAGE_PIXELS); {fix}")
+    check_memory(float(values) * _LOAD_BYTES_PER_VALUE, f"decoding image file '{path}' (shape {tuple(shape)})", fix)
+    return int(height), int(width), channels
+
 
 def _check_size(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
     if size is None:
@@ -288,6 +447,7 @@ def _read(name_or_path: str | Path) -> tuple[str, np.ndarray]:
 
 def _read_file(path: Path) -> np.ndarray:
     suffix = path.suffix.lower()
+    check_image_file(path)  # dimensions from the header, refused before anything is decoded
     try:
         if suffix == ".npy":
             array = read_npy(path)
@@ -332,82 +492,50 @@ def _is_16bit_colour_png(path: Path) -> bool:
     return header is not None and header[2] == 16 and header[3] in (2, 4, 6)
 
 
+# Pillow unpacks a 16-bit colour PNG to 8 bits (it has no 16-bit colour mode). Its decoder (zlib, the
+# PNG row filters, Adam7 interlacing) works on whole pixels, so it runs as well with any raw mode of the
+# same bits per pixel: a pair of them that keep either byte of every sample gives all 16 bits.
+_PNG16_RAWMODES = {
+    2: ("RGB;16B", "RGB;16L"),  # RGB: high bytes (big-endian read), low bytes (the same bytes read little-endian)
+    6: ("RGBA;16B", "RGBA;16L"),  # RGBA: likewise
+    4: ("RGBA",),  # grey + alpha, 32 bits per pixel: the four bytes verbatim (L high, L low, A high, A low)
+}
+
+
+def _pillow_decode(path: Path, rawmode: str) -> np.ndarray:
+    """The pixels of a PNG as Pillow's decoder unpacks them with the raw mode ``rawmode``."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.tile = [t._replace(args=rawmode) for t in im.tile]
+        im.load()
+        return np.asarray(im)
+
+
 def _read_png16(path: Path) -> np.ndarray:
-    """Decode a non-interlaced 16-bit colour PNG (colour types 2, 4, 6) to a uint16 array.
+    """Decode a 16-bit colour PNG (colour types 2, 4, 6) to a uint16 ``(H, W, C)`` array with Pillow.
 
-    Pillow cannot keep 16 bits per channel for colour PNGs, hence this small decoder of the
-    PNG specification (filters 0-4, RFC 2083 section 6). Interlaced files fall back to Pillow's
-    8-bit result with a warning.
+    Pillow's own decoder does the work (see ``_PNG16_RAWMODES``): twice with raw modes that keep
+    the high and the low byte of every sample (RGB, RGBA), or once byte for byte (grey + alpha).
     """
-    width, height, _, colour, interlace = _png_header(path)  # type: ignore[misc]
-    if interlace:
-        import imageio.v3 as iio
-
-        warnings.warn(
-            f"image '{path}' is an interlaced 16-bit colour PNG; read with 8-bit precision",
-            stacklevel=4,
-        )
-        return np.asarray(iio.imread(path))
-    channels = {2: 3, 4: 2, 6: 4}[colour]
-    data = bytearray()
-    with open(path, "rb") as fh:
-        fh.read(8)
-        while True:
-            length_bytes = fh.read(4)
-            if len(length_bytes) < 4:
-                raise ValueError("truncated PNG (no IEND chunk)")
-            (length,) = struct.unpack(">I", length_bytes)
-            kind = fh.read(4)
-            chunk = fh.read(length)
-            fh.read(4)  # CRC, not checked
-            if kind == b"IDAT":
-                data += chunk
-            elif kind == b"IEND":
-                break
-    raw = np.frombuffer(zlib.decompress(bytes(data)), dtype=np.uint8)
-    bpp = 2 * channels
-    stride = width * bpp
-    if raw.size != height * (stride + 1):
-        raise ValueError("corrupt PNG data (unexpected decompressed size)")
-    rows = raw.reshape(height, stride + 1)
-    out = np.zeros((height, stride), dtype=np.uint8)
-    previous = np.zeros(stride, dtype=np.int32)
-    for i in range(height):
-        kind, line = int(rows[i, 0]), rows[i, 1:].astype(np.int32)
-        if kind == 0:
-            cur = line
-        elif kind == 1:  # Sub: running sum along each byte lane
-            cur = np.cumsum(line.reshape(width, bpp), axis=0).reshape(-1) % 256
-        elif kind == 2:  # Up
-            cur = (line + previous) % 256
-        elif kind in (3, 4):  # Average, Paeth: sequential in x
-            cur = np.zeros(stride, dtype=np.int32)
-            left = np.zeros(bpp, dtype=np.int32)
-            upleft = np.zeros(bpp, dtype=np.int32)
-            for j in range(0, stride, bpp):
-                up = previous[j : j + bpp]
-                if kind == 3:
-                    pred = (left + up) // 2
-                else:
-                    p = left + up - upleft
-                    pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - upleft)
-                    pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
-                left = (line[j : j + bpp] + pred) % 256
-                cur[j : j + bpp] = left
-                upleft = up
-        else:
-            raise ValueError(f"corrupt PNG data (unknown filter type {kind})")
-        out[i] = cur
-        previous = cur
-    return out.view(">u2").astype(np.uint16).reshape(height, width, channels)
+    colour = _png_header(path)[3]  # type: ignore[index]
+    modes = _PNG16_RAWMODES[colour]
+    if len(modes) == 2:
+        high, low = (_pillow_decode(path, m).astype(np.uint16) for m in modes)
+        return (high << 8) | low
+    raw = _pillow_decode(path, modes[0]).astype(np.uint16)
+    return np.stack([(raw[..., 0] << 8) | raw[..., 1], (raw[..., 2] << 8) | raw[..., 3]], axis=-1)
 
 
 # ----------------------------------------------------------------------------------------------
 # conversion
 
 
-def _to_unit_float(array: np.ndarray, label: str) -> np.ndarray:
-    """Scale to float64 in [0, 1] by dtype range; refuse non-finite or out-of-range floats."""
+def _to_unit_float(array: np.ndarray, label: str, *, keep_float: bool = False) -> np.ndarray:
+    """Scale to float64 in [0, 1] by dtype range; refuse non-finite or out-of-range floats.
+
+    ``keep_float``: float values are returned unchanged (an observation; only non-finite refused).
+    """
     if array.dtype == np.bool_:
         return array.astype(np.float64)
     if array.dtype == np.uint8:
@@ -422,6 +550,8 @@ def _to_unit_float(array: np.ndarray, label: str) -> np.ndarray:
     image = array.astype(np.float64)
     if not np.isfinite(image).all():
         raise ValueError(f"image {label} contains NaN or Inf values")
+    if keep_float:
+        return image
     lo, hi = float(image.min()), float(image.max())
     if lo < -_FLOAT_TOLERANCE or hi > 1.0 + _FLOAT_TOLERANCE:
         raise ValueError(

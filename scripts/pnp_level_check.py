@@ -36,7 +36,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from pnp.compare import PriorEntry, _solve, build_prior_handle
+    from pnp.compare import PriorEntry, build_prior_handle
+    from pnp.compare_runs import _solve
     from pnp.compare_config import suite_problem as _problem
 
     handle = build_prior_handle(PriorEntry(prior=args.prior, algorithms=("pgd",)))

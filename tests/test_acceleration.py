@@ -121,7 +121,7 @@ def test_safeguard_rejects_a_bad_anderson_candidate():
     A = Blur(gaussian(1.0), boundary="circular")
     y = A(torch.rand(1, 1, 16, 16, dtype=F64))
     alg = PGD(L2Fidelity(A, y), 0.5 * Tikhonov())
-    pol = Anderson()
+    pol = Anderson(budget=100.0)  # a budget wide enough that only the residual test can refuse it
     st = pol.start(alg, alg.init(torch.ones_like(y)))
     # H = I + a bᵀ with a = 4 g/‖g‖, b = g/‖g‖: H g = 5 g, i.e. ṽ = v − 5 g, past the fixed point
     unit = st.g / torch.linalg.vector_norm(st.g)
@@ -133,8 +133,14 @@ def test_safeguard_rejects_a_bad_anderson_candidate():
     plain_next = alg.update(st.image)
     assert torch.equal(nxt.base.x, st.image.x) and torch.allclose(nxt.x, plain_next.x)
     # the same step is accepted when the policy tolerates the growth
-    lax = Anderson(max_growth=10.0).step(alg, bad)
+    lax = Anderson(max_growth=10.0, budget=100.0).step(alg, bad)
     assert lax.last == STEP_ACCEPTED
+    assert lax.deviation == pytest.approx(4.0 * st.residual_norm, rel=1e-9)  # ‖ṽ − T v‖ = ‖(H − I) g‖
+    # with the default budget (max(‖v_0‖, ‖T v_0‖)) its deviation 4‖g‖ does not fit: refused before evaluating
+    assert 4.0 * st.residual_norm > Anderson().start(alg, alg.init(torch.ones_like(y))).radius
+    tight = Anderson().step(alg, dataclasses.replace(Anderson().start(alg, alg.init(torch.ones_like(y))),
+                                                     hv1=(4.0 * unit,), hv2=(unit,), qs=(unit,)))
+    assert tight.last == STEP_REJECTED and tight.evaluations == st.evaluations + 1 and tight.exhausted_at == 1
 
 
 def test_step_longer_than_max_ratio_is_refused_before_evaluating(blur):

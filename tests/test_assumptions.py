@@ -194,7 +194,7 @@ def test_denoiser_without_certificate_has_no_guarantee(fid, alg, den):
 def test_poisson_without_lipschitz_gradient(fid):
     y = fid.y.clamp_min(0.0)
     poisson = PoissonNLL(fid.operator, y, gain=0.01)
-    r = PGD(poisson, 0.01 * TV(), step=1e-3).check_assumptions()
+    r = PGD(poisson, 0.01 * TV(), step=1e-3, unsafe=True).check_assumptions()  # refused without unsafe
     assert r.verdict == "not guaranteed"
     assert "not globally Lipschitz" in r.reason
     # Douglas-Rachford needs no Lipschitz gradient: guaranteed with a prox (diagonal operator)

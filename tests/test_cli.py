@@ -49,7 +49,7 @@ def small_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("solve")
     threads = torch.get_num_threads()
     code, out, err = run_cli([
-        "solve", "--prior", "tv", "--size", "64", "--max-iter", "15", "--out", str(tmp / "out"),
+        "solve", "--prior", "tv", "--lam", "default", "--size", "64", "--max-iter", "15", "--out", str(tmp / "out"),
         "--json", str(tmp / "run.json"),
     ])
     assert torch.get_num_threads() == threads  # the CLI's --threads setting is restored afterwards
@@ -235,7 +235,7 @@ def test_checkpoint_prior_path(tmp_path, monkeypatch):
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"placeholder")
     out_json = tmp_path / "r.json"
-    code, _, err = run_cli(["solve", "--size", "32", "--prior", str(ckpt), "--max-iter", "3", "--quiet",
+    code, _, err = run_cli(["solve", "--size", "32", "--prior", str(ckpt), "--lam", "default", "--max-iter", "3", "--quiet",
                             "--no-figure", "--out", str(tmp_path), "--json", str(out_json)])
     assert code == 0, err
     assert calls and calls[0][0] == ckpt and calls[0][1].get("in_channels") == 1
@@ -484,7 +484,8 @@ def test_shipped_prior_default_level_uses_the_tuned_scale(tiny_model, tmp_path, 
     monkeypatch.setattr(priors.pretrained, "WEIGHTS_DIR", weights)
     monkeypatch.setitem(PRIORS, "averaged", dataclasses.replace(PRIORS["averaged"], sigma_scale=3.0))
     out_json = tmp_path / "r.json"
-    code, _, err = run_cli(["solve", "--prior", "averaged", "--size", "32", "--noise", "0.02", "--max-iter", "2", "--quiet",
+    code, _, err = run_cli(["solve", "--prior", "averaged", "--lam", "default", "--size", "32", "--noise", "0.02",
+                            "--max-iter", "2", "--quiet",
                             "--no-figure", "--out", str(tmp_path), "--json", str(out_json)])
     assert code == 0, err
     record = json.loads(out_json.read_text())
@@ -494,7 +495,8 @@ def test_shipped_prior_default_level_uses_the_tuned_scale(tiny_model, tmp_path, 
     full_alpha = record["guarantee"]["report"]["alpha"]
     # below the trained floor (5/255): the denoiser runs there, relaxed; the guarantee follows
     monkeypatch.setitem(PRIORS, "averaged", dataclasses.replace(PRIORS["averaged"], sigma_scale=0.5))
-    code, _, err = run_cli(["solve", "--prior", "averaged", "--size", "32", "--noise", "0.02", "--max-iter", "2", "--quiet",
+    code, _, err = run_cli(["solve", "--prior", "averaged", "--lam", "default", "--size", "32", "--noise", "0.02",
+                            "--max-iter", "2", "--quiet",
                             "--no-figure", "--out", str(tmp_path), "--json", str(out_json)])
     assert code == 0, err
     record = json.loads(out_json.read_text())

@@ -79,7 +79,8 @@ def test_tiny_suite_outputs_and_resume(tiny_model, tmp_path):
         if c["method"] == "averaged-PGD":
             assert c["denoiser_level"] == lvl
     md = (out / "results.md").read_text()
-    assert "| TV-FISTA |" in md and "Tuned parameters" in md and "Targets" in md
+    assert "| TV-FISTA |" in md and "Tuned parameters" in md and "averaged-PGD - TV-FISTA: mean paired PSNR gap" in md
+    assert "target" not in md.lower() and [g["reference"] for g in data["paired_gaps"]] == ["TV-FISTA"]
 
     # rerun: every cell and every tuning run is reused, nothing recomputed, files untouched
     cell_files = sorted((out / "cells").glob("*.json"))

@@ -77,7 +77,10 @@ def test_registered_classical_prior_gets_its_default_weight(registered, tmp_path
                                      "output": {"dir": str(tmp_path), "figure": False}})
         record = solve(cfg, quiet=True)
         assert record["lam"] == pytest.approx(5e-3) and record["lam_source"] == "default for noise 0.01"
-        assert record.verdict == "guaranteed"  # a convex prior: the forward-backward theorem holds
+        # a convex prior, but RelaxedPGD overrides update() without a theory of its own: PGD's theorem
+        # covers PGD's iteration, not this one, so nothing is claimed
+        assert record.verdict == "no guarantee"
+        assert "update() overridden by RelaxedPGD" in record["guarantee"]["line"]
     finally:
         unregister_prior("l2")
 
@@ -106,7 +109,7 @@ def test_registration_refuses_bad_entries(registered):
         SolveConfig.from_dict({"solver": {"algorithm": "rpgdx"}})
 
 
-JOB_LAYER = ("registry", "spec", "build", "solve", "batch", "record", "report", "figures", "cli", "compare",
+JOB_LAYER = ("registry", "spec", "build", "solve", "batch", "record", "report", "figures", "cli", "compare", "compare_runs", "folder_records", "cli_args",
              "compare_config", "compare_report")
 
 

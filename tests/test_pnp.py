@@ -335,11 +335,16 @@ def test_step_above_bound_is_refused(blur):
 
 def test_construction_refuses_missing_terms(blur):
     A, y, _ = blur
-    poisson = PoissonNLL(A, y.clamp_min(0), gain=0.01)  # blur: no prox
+    poisson = PoissonNLL(A, y.clamp_min(0), gain=0.01)  # blur: no prox, a prox in z = A x (the split)
+    assert ADMM(poisson, Tikhonov()).split and DRS(poisson, Tikhonov()).split
+
+    class NoProx(PoissonNLL):  # neither prox: the splittings have nothing to work with
+        has_data_prox = False
+
     with pytest.raises(ValueError, match="^fidelity: ADMM needs fidelity.prox"):
-        ADMM(poisson, Tikhonov())
+        ADMM(NoProx(A, y.clamp_min(0), gain=0.01), Tikhonov())
     with pytest.raises(ValueError, match="^fidelity: DRS needs fidelity.prox"):
-        DRS(poisson, Tikhonov())
+        DRS(NoProx(A, y.clamp_min(0), gain=0.01), Tikhonov())
     with pytest.raises(ValueError, match="^step: PoissonNLL.lipschitz_grad"):
         PGD(poisson, Tikhonov())
     with pytest.raises(TypeError, match="DenoiserPrior"):
@@ -348,9 +353,11 @@ def test_construction_refuses_missing_terms(blur):
         FISTA(L2Fidelity(A, y), Tikhonov(), relaxation=0.5)
     with pytest.raises(ValueError, match="^step must be"):
         PGD(L2Fidelity(A, y), Tikhonov(), step=-1.0)
-    # with an explicit step PGD runs on Poisson data, and says there is no checked guarantee
-    alg = PGD(poisson, Tikhonov(), step=1e-4)
-    assert alg.check_assumptions().verdict == "not guaranteed"
+    # PGD refuses a data term without a Lipschitz gradient; with unsafe=True and a step it runs, flagged
+    with pytest.raises(ValueError, match="admm, drs or pdhg"):
+        PGD(poisson, Tikhonov(), step=1e-4)
+    alg = PGD(poisson, Tikhonov(), step=1e-4, unsafe=True)
+    assert alg.check_assumptions().verdict == "not guaranteed" and alg.unsafe_used
 
 
 def test_poisson_denoising_with_admm_and_drs():

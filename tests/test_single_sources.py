@@ -17,7 +17,8 @@ import priors.base
 from operators import Blur, Identity, L2Fidelity, gaussian
 from operators.checks import check_tau
 from pnp import ADMM, DRS, FISTA, HQS, PDHG, PGD, check_assumptions, linear_part_of
-from pnp.assumptions import _THEORIES, ForwardBackward, Theory
+from pnp.assumptions import ForwardBackward, Theory
+from pnp.assumptions_registry import _THEORIES
 from priors import TV, Tikhonov
 from priors.tv import FiniteDifference, grad2d
 from problems import metrics

@@ -8,6 +8,8 @@ the whole job.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +31,47 @@ __all__ = [
 ]
 
 PAPER_EPS = (36 / 255, 72 / 255, 108 / 255)
-_STRICT = {"check_types": True, "none_is_empty": True}  # how every section is read (see problems.config)
+# how every section is read (see problems.config): types checked, an error names the section it comes from
+_STRICT = {"check_types": True, "none_is_empty": True, "context": True}
 
 
 def _tuple(v: Any) -> tuple:
     return tuple(v) if isinstance(v, (list, tuple)) else (v,)
+
+
+def _positive(where: str, **values: Any) -> None:
+    """Every value (None skipped) is a finite number > 0: radii, rates, scales (``.inf`` and ``.nan`` refused)."""
+    for name, v in values.items():
+        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise ValueError(f"{where}.{name} must be a finite number > 0, got {v!r}")
+
+
+def _nonnegative(where: str, **values: Any) -> None:
+    """Every value is a finite number >= 0 (weights of optional terms: 0 switches them off)."""
+    for name, v in values.items():
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            raise ValueError(f"{where}.{name} must be a finite number >= 0, got {v!r}")
+
+
+def _counts(where: str, **values: Any) -> None:
+    """Every value (None skipped) is an integer >= 1: a count of steps, samples, trials or a batch size."""
+    for name, v in values.items():
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{where}.{name} must be an integer >= 1, got {v!r}")
+
+
+def _checkpoint_file(where: str, path: Any) -> None:
+    """A checkpoint named in the config is an existing file (checked before any training)."""
+    if path is None:
+        return
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"{where} must be the path of a checkpoint file, got {path!r}")
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ValueError(f"{where}: file '{p}' does not exist; give the path of a checkpoint written by this job "
+                         "(or stablepnp train for a denoiser)")
+    if not p.is_file():
+        raise ValueError(f"{where}: '{p}' is not a regular file; give the path of a checkpoint file")
 
 
 @dataclass(frozen=True)
@@ -59,10 +97,13 @@ class TrainSpec:
     checkpoint_every: int = 50
 
     def __post_init__(self) -> None:
-        if not self.epochs > 0 or self.batch_size < 1 or not self.lr > 0 or not self.temperature > 0:
-            raise ValueError("train: epochs, batch_size, lr and temperature must be > 0")
-        if self.margin_eps < 0 or self.weight_reg < 0 or self.jacobian_reg < 0:
-            raise ValueError("train: margin_eps, weight_reg and jacobian_reg must be >= 0")
+        _positive("train", epochs=self.epochs, lr=self.lr, temperature=self.temperature,
+                  nominal_lipschitz=self.nominal_lipschitz)
+        _counts("train", batch_size=self.batch_size, checkpoint_every=self.checkpoint_every)
+        _nonnegative("train", weight_decay=self.weight_decay, margin_eps=self.margin_eps, weight_reg=self.weight_reg,
+                     jacobian_reg=self.jacobian_reg)
+        if self.time_budget_s is not None:  # 0: stop after the first step
+            _nonnegative("train", time_budget_s=self.time_budget_s)
 
 
 @dataclass(frozen=True)
@@ -88,6 +129,8 @@ class DataSpec:
     def __post_init__(self) -> None:
         if self.dataset not in ("fashion_mnist", "fashion_mnist_subset", "cifar10"):
             raise ValueError(f"data.dataset {self.dataset!r} unknown; valid: fashion_mnist, fashion_mnist_subset, cifar10")
+        # an accuracy "measured" on 0 samples is no measurement: null means all of them
+        _counts("data", train_limit=self.train_limit, test_limit=self.test_limit, attack_limit=self.attack_limit)
 
 
 @dataclass(frozen=True)
@@ -110,6 +153,16 @@ class EvalSpec:
             vals = getattr(self, name)
             if len(vals) < 2 or any(b <= a for a, b in zip(vals, vals[1:])):
                 raise ValueError(f"evaluation.{name} must hold at least two increasing radii")
+            if not all(math.isfinite(v) for v in vals) or vals[0] < 0:
+                raise ValueError(f"evaluation.{name} must hold finite radii >= 0 (0: the clean accuracy), got {list(vals)}")
+        if not self.eps:
+            raise ValueError("evaluation.eps must hold at least one radius (e.g. [0.1411764706] = 36/255)")
+        for name in ("eps", "gaussian_std", "salt_pepper"):
+            for v in getattr(self, name):
+                _positive("evaluation", **{name: v})
+        if any(v > 1 for v in self.salt_pepper):
+            raise ValueError(f"evaluation.salt_pepper amounts are fractions of the pixels in (0, 1], got {list(self.salt_pepper)}")
+        _counts("evaluation", pgd_steps=self.pgd_steps, pgd_restarts=self.pgd_restarts, batch_size=self.batch_size)
 
 
 @dataclass(frozen=True)
@@ -149,8 +202,17 @@ class PriorEvalSpec:
         missing = [n for n in self.images if n not in known and not Path(n).is_file()]
         if missing:  # checked here, not after the classifiers have trained
             raise ValueError(f"prior_eval.images: {missing[0]!r} is neither a bundled image ({', '.join(known)}) nor a file")
-        if not self.eps > 0 or self.pnp_iterations < 1 or not self.pnp_step > 0:
-            raise ValueError("prior_eval: eps and pnp_step must be > 0 and pnp_iterations >= 1")
+        _positive("prior_eval", eps=self.eps, pnp_step=self.pnp_step, sigma=self.sigma, pnp_sigma=self.pnp_sigma,
+                  blur_std=self.blur_std)
+        _nonnegative("prior_eval", noise_std=self.noise_std)
+        _counts("prior_eval", image_size=self.image_size, attack_steps=self.attack_steps,
+                random_trials=self.random_trials, width=self.width, depth=self.depth, train_steps=self.train_steps,
+                train_patch=self.train_patch, train_batch=self.train_batch, pnp_iterations=self.pnp_iterations)
+        if self.image_size < 8 or self.train_patch < 8:
+            raise ValueError(f"prior_eval.image_size and prior_eval.train_patch must be >= 8, got {self.image_size} "
+                             f"and {self.train_patch}")
+        _checkpoint_file("prior_eval.averaged_checkpoint", self.averaged_checkpoint)
+        _checkpoint_file("prior_eval.unconstrained_checkpoint", self.unconstrained_checkpoint)
 
 
 @dataclass(frozen=True)
@@ -188,10 +250,17 @@ def _parse(raw: Any) -> RobustnessConfig:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"models[{i}].model: {exc}") from None
         train = from_mapping(TrainSpec, m.get("train"), f"models[{i}].train", **_STRICT)
+        _checkpoint_file(f"models[{i}].checkpoint", m.get("checkpoint"))
         specs.append(ModelSpec(name=m["name"], model=cfg, train=train, checkpoint=m.get("checkpoint")))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"model names must be unique, got {names}")
+    if isinstance(scalars.get("seed"), int) and scalars["seed"] < 0:
+        raise ValueError(f"config.seed must be an integer >= 0, got {scalars['seed']}")
+    threads = scalars.get("threads", 1)
+    cores = os.cpu_count() or 1
+    if isinstance(threads, int) and not 1 <= threads <= cores:
+        raise ValueError(f"config.threads must lie in [1, {cores}] (this machine's cores), got {threads}")
     prior = raw.get("prior_eval")
     return RobustnessConfig(
         output_dir=str(raw.get("output_dir", "runs/robustness")),

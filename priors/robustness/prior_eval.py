@@ -230,8 +230,14 @@ def train_denoiser(*, constrained: bool, width: int, depth: int, steps: int, pat
     torch.manual_seed(seed)
     model = AveragedResNet(width=width, depth=depth, constrained=constrained)
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
+        try:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            model.load_state_dict(state["model"])
+        except Exception as exc:  # damaged, forged or of another width/depth: one line, not a traceback
+            raise ValueError(f"denoiser checkpoint '{checkpoint}' cannot be loaded ({type(exc).__name__}); delete it "
+                             "to train the denoiser again, or use a new output_dir") from None
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            raise ValueError(f"denoiser checkpoint '{checkpoint}' holds non-finite weights; delete it to train again")
         return model.eval()
     gen = torch.Generator().manual_seed(seed)
     pool = [load_image(name, size=128) for name in training_pool_names()]

@@ -59,6 +59,32 @@ def _bar(total: int, desc: str, enabled: bool, initial: int = 0):
     return tqdm(total=total, desc=desc, initial=initial, disable=not enabled, leave=False, dynamic_ncols=True)
 
 
+def total_steps(spec: ModelSpec, n: int) -> int:
+    """Optimiser steps of ``spec``'s training on ``n`` images; refused above :data:`MAX_TRAIN_STEPS`."""
+    ts = spec.train
+    total = max(1, int(round(ts.epochs * max(1, n // ts.batch_size))))
+    if total > MAX_TRAIN_STEPS:
+        raise ValueError(f"models: {spec.name}: train.epochs = {ts.epochs:g} gives {total:,} steps of batch "
+                         f"{ts.batch_size} on {n} images, above {MAX_TRAIN_STEPS:,}; lower epochs")
+    return total
+
+
+def _resume(ckpt_path: Path, spec: ModelSpec, model: torch.nn.Module,
+            opt: torch.optim.Optimizer) -> tuple[int, float, bool, list]:
+    """Load the job's own checkpoint into ``model`` and ``opt``: (step, elapsed, finished, history)."""
+    state = _read_checkpoint(ckpt_path)
+    # compared as configs, so a checkpoint written before a new (defaulted) field still resumes
+    if ClassifierConfig.from_dict(state["config"]) != spec.model:
+        raise ValueError(f"checkpoint {ckpt_path} was made for another architecture; use a new output_dir or delete it")
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        return int(state["step"]), float(state["elapsed"]), bool(state["finished"]), list(state.get("history", []))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"checkpoint {ckpt_path} cannot be resumed ({type(exc).__name__}: {_first(exc)}); "
+                         "use a new output_dir or delete it") from None
+
+
 def train_classifier(spec: ModelSpec, train: ImageDataset, *, out_dir: Path, seed: int = 0,
                      progress: bool = False, log=print) -> tuple[SequentialClassifier, dict[str, Any]]:
     """Train (or resume, or load when finished) the classifier of ``spec``; returns (model, info).
@@ -75,16 +101,10 @@ def train_classifier(spec: ModelSpec, train: ImageDataset, *, out_dir: Path, see
     opt = torch.optim.Adam(model.parameters(), lr=ts.lr, weight_decay=ts.weight_decay)
     n = len(train)
     steps_per_epoch = max(1, n // ts.batch_size)
-    total = max(1, int(round(ts.epochs * steps_per_epoch)))
+    total = total_steps(spec, n)
     step, elapsed, finished, history = 0, 0.0, False, []
     if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        # compared as configs, so a checkpoint written before a new (defaulted) field still resumes
-        if ClassifierConfig.from_dict(state["config"]) != spec.model:
-            raise ValueError(f"checkpoint {ckpt_path} was made for another architecture; use a new output_dir or delete it")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step, elapsed, finished, history = state["step"], state["elapsed"], state["finished"], state.get("history", [])
+        step, elapsed, finished, history = _resume(ckpt_path, spec, model, opt)
         log(f"[{spec.name}] resumed from {ckpt_path} at step {step}/{total}{' (finished)' if finished else ''}")
 
     def save() -> None:
@@ -113,6 +133,9 @@ def train_classifier(spec: ModelSpec, train: ImageDataset, *, out_dir: Path, see
             regs = model.regularisers()
             if regs:
                 loss = loss + ts.weight_reg * regs["weight"] + ts.jacobian_reg * regs["jacobian"]
+        if not bool(torch.isfinite(loss)):  # stop before a non-finite step reaches the weights or a checkpoint
+            raise ValueError(f"[{spec.name}] training diverged: the loss is {float(loss)} at step {step}; the last "
+                             f"checkpoint ({ckpt_path}) is kept; lower train.lr")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -138,11 +161,40 @@ def train_classifier(spec: ModelSpec, train: ImageDataset, *, out_dir: Path, see
                    "checkpoint": str(ckpt_path)}
 
 
+#: Most optimiser steps one classifier may be trained for (``epochs`` times the steps of an epoch).
+MAX_TRAIN_STEPS = 10_000_000
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _read_checkpoint(path: str | Path) -> dict:
+    """A checkpoint of :func:`train_classifier` as a dict holding ``config`` and ``model``; one-line errors."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # not a torch file, truncated, or a pickle that is not plain data
+        raise ValueError(f"checkpoint '{path}' could not be read as a classifier checkpoint ({type(exc).__name__}); "
+                         "give a file written by this job (output_dir/checkpoints/NAME.pt)") from None
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict) or not isinstance(state.get("model"), dict):
+        raise ValueError(f"checkpoint '{path}' is not a classifier checkpoint of this job (it holds no config and model "
+                         "weights); give a file written by this job (output_dir/checkpoints/NAME.pt)")
+    for key, value in state["model"].items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"checkpoint '{path}' holds non-finite weights ({key}); it cannot be evaluated or resumed")
+    return state
+
+
 def load_classifier(path: str | Path) -> SequentialClassifier:
-    """Load a classifier from a checkpoint written by :func:`train_classifier`."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = build_classifier(ClassifierConfig.from_dict(state["config"]))
-    model.load_state_dict(state["model"])
+    """Load a classifier from a checkpoint written by :func:`train_classifier` (one-line ``ValueError`` otherwise)."""
+    state = _read_checkpoint(path)
+    try:
+        model = build_classifier(ClassifierConfig.from_dict(state["config"]))
+        model.load_state_dict(state["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"checkpoint '{path}' does not hold a classifier this job can build ({type(exc).__name__}: "
+                         f"{_first(exc)})") from None
     return model.eval()
 
 
@@ -239,9 +291,17 @@ def run(cfg: RobustnessConfig, *, log=print, pnp_map: PnPMapFactory | None = Non
         resolved = resolve_denoisers(cfg.prior_eval, resolve, log=log)
     out_dir = Path(cfg.output_dir)
     results: dict[str, Any] = {"dataset": None, "n_train": 0, "models": {}}
+    # the given checkpoints before any training: a file that is not a classifier fails now, in one line
+    loaded = {spec.name: load_classifier(spec.checkpoint) for spec in cfg.models if spec.checkpoint}
     if cfg.models:  # the data first: a missing dataset must not leave an empty output folder behind
         train = load_dataset(cfg.data.dataset, split="train", data_dir=cfg.data.data_dir).subset(cfg.data.train_limit)
         test = load_dataset(cfg.data.dataset, split="test", data_dir=cfg.data.data_dir).subset(cfg.data.test_limit)
+        for split, data in (("train", train), ("test", test)):
+            if len(data) == 0:  # accuracies on 0 samples would be 0/0
+                raise ValueError(f"data: the {split} split of {cfg.data.dataset} holds no images; check data.data_dir")
+        for spec in cfg.models:  # every training length before the first one starts
+            if not spec.checkpoint:
+                total_steps(spec, len(train))
         results.update({"dataset": test.name, "n_train": len(train)})
     out_dir.mkdir(parents=True, exist_ok=True)
     for spec in cfg.models:
@@ -249,7 +309,7 @@ def run(cfg: RobustnessConfig, *, log=print, pnp_map: PnPMapFactory | None = Non
             raise ValueError(f"model {spec.name}: num_classes/in_channels ({spec.model.num_classes}/{spec.model.in_channels}) "
                              f"do not match the data ({test.num_classes}/{test.images.shape[1]})")
         if spec.checkpoint:
-            model, info = load_classifier(spec.checkpoint), {"steps": 0, "train_seconds": 0.0, "checkpoint": spec.checkpoint}
+            model, info = loaded[spec.name], {"steps": 0, "train_seconds": 0.0, "checkpoint": spec.checkpoint}
         else:
             model, info = train_classifier(spec, train, out_dir=out_dir, seed=cfg.seed, progress=cfg.progress, log=log)
         r = evaluate_classifier(model, test, cfg.evaluation, attack_limit=cfg.data.attack_limit, seed=cfg.seed,
