@@ -416,7 +416,7 @@ def test_readme_defaults_are_the_code_defaults():
 def test_readme_default_ridge_weight():
     from priors.ridge import RIDGE_WEIGHTS
 
-    m = re.search(r"For `ridge`, the weight follows .*?(\d*\.\d+) at noise (\d*\.\d+)", README.read_text(encoding="utf-8"), re.S)
+    m = re.search(r"`ridge`: (\d*\.\d+) at noise (\d*\.\d+)", README.read_text(encoding="utf-8"), re.S)
     assert m, "README states the default ridge weight"
     rule, noise = RIDGE_WEIGHTS["ridge_gray"], float(m.group(2))
     lam = math.exp(rule["lam"][0] + rule["lam"][1] * math.log(noise / rule["reference"]))
