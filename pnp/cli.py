@@ -129,16 +129,17 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 
 def _auto_by_default(args: argparse.Namespace, config: Any) -> bool:
-    """``lam: auto`` is the CLI default of a single-image solve with Gaussian noise of a positive (or estimated)
-    level, unless a flag or the config file sets the strength (``--lam default``, ``lam: null``: the prior's
-    default rule). Measured on a held-out kernel family (priors/results/lam_auto/): the default rules,
-    fitted on Gaussian blur, did not transfer to motion and shake blur; the data-driven choice did."""
+    """``lam: auto`` is the CLI default of a single-image solve with Gaussian noise of a level in (0, 1] (or
+    estimated), unless a flag or the config file sets the strength (``--lam default``, ``lam: null``: the
+    prior's default rule). Measured on a held-out kernel family (priors/results/lam_auto/): the default
+    rules, fitted on Gaussian blur, did not transfer to motion and shake blur; the data-driven choice did.
+    Above the image range the data carry no usable signal (a warning says so) and the default rule stays."""
     if args.lam is not None or args.denoiser_sigma is not None or args.input_dir is not None:
         return False
     if {"lam", "denoiser_sigma"} & set(_config_section(args.config, "solver")):
         return False
     spec = config.problem
-    return spec.noise_model == "gaussian" and (spec.sigma > 0 or bool(getattr(spec, "noise_estimate", False)))
+    return spec.noise_model == "gaussian" and (0 < spec.sigma <= 1 or bool(getattr(spec, "noise_estimate", False)))
 
 
 def _noise_model_settings(args: argparse.Namespace, config_model: str) -> dict[str, Any]:

@@ -151,8 +151,8 @@ def test_solve_with_the_shipped_stack_is_a_guaranteed_pnp_run_at_its_default_lev
     from pnp.cli import main
 
     rec = tmp_path / "r.json"
-    assert main(["solve", "--prior", "ridge_stack", "--size", "32", "--max-iter", "20", "--no-figure", "-q",
-                 "--json", str(rec)]) == 0
+    assert main(["solve", "--prior", "ridge_stack", "--lam", "default", "--size", "32", "--max-iter", "20",
+                 "--no-figure", "-q", "--json", str(rec)]) == 0
     data = json.loads(rec.read_text())
     assert data["guarantee"]["verdict"] == "guaranteed"
     assert "averaged" in data["guarantee"]["line"]
