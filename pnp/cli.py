@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib
 import math
 import os
@@ -71,6 +72,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     from pnp.registry import PRIORS
     from pnp.spec import SolveConfig
 
+    _raw_config.cache_clear()  # one read per command, also when main() runs again in one process
     base = SolveConfig.from_yaml(args.config) if args.config else SolveConfig()
     problem: dict[str, Any] = {}
     for flag, key in (("image", "image"), ("size", "size"), ("gray", "gray"), ("kernel", "kernel"),
@@ -158,23 +160,17 @@ def _noise_model_settings(args: argparse.Namespace, config_model: str) -> dict[s
     return out
 
 
+@functools.lru_cache(maxsize=4)
+def _raw_config(path: str) -> dict[str, Any]:
+    """A config file's sections as written, read once per command (the flags are merged over them)."""
+    from pnp.spec import read_solve_yaml
+
+    return read_solve_yaml(path)[1]
+
+
 def _config_section(path: str | None, name: str) -> dict[str, Any]:
     """A section of a config file as written (empty without a file)."""
-    if not path:
-        return {}
-    from pnp.spec import read_solve_yaml
-
-    section = read_solve_yaml(path)[1].get(name) or {}
-    return section if isinstance(section, dict) else {}
-
-
-def _config_problem(path: str | None) -> dict[str, Any]:
-    """The ``problem:`` section of a config file as written (empty without a file)."""
-    if not path:
-        return {}
-    from pnp.spec import read_solve_yaml
-
-    section = read_solve_yaml(path)[1].get("problem") or {}
+    section = _raw_config(path).get(name) if path else None
     return section if isinstance(section, dict) else {}
 
 
@@ -186,7 +182,7 @@ def _observation_settings(args: argparse.Namespace) -> dict[str, Any]:
     """
     from problems.spec import is_bundled_image
 
-    section = _config_problem(args.config)
+    section = _config_section(args.config, "problem")
     out: dict[str, Any] = {}
     if args.noise == "estimate":
         out.update(sigma=section.get("sigma", 0.01), noise_estimate=True)  # sigma: the level a simulation uses
@@ -258,7 +254,7 @@ def _solve(argv: Sequence[str]) -> int:
     if args.input_dir is None:
         if args.batch_size is not None:
             raise _UsageError("--batch-size applies to a folder of images; add --input-dir DIR or drop --batch-size")
-        if args.observed and args.image is None and "image" not in _config_problem(args.config):
+        if args.observed and args.image is None and "image" not in _config_section(args.config, "problem"):
             raise _UsageError("--observed applies to a folder of images or an image file: add --input-dir DIR or "
                               "--image PATH (the observation to deblur)")
     elif args.diagnostics:
